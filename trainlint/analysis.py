@@ -1,0 +1,155 @@
+"""Lint one file's bytes: parse once, derive the facts, run the selected rules, apply suppression
+comments. Runs in worker processes; everything it returns is plain JSON-able data."""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import tokenize
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Dict, List, Optional, Tuple
+
+from .rule import Finding, Report, all_rules
+from .semantics import Hints, analyze
+from .semantics.queries import functions, returned_eval_model, untrained_uses
+from .semantics.summaries import RecordingIndex, summarize
+
+MAX_BYTES = 20 * 1024 * 1024
+_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?", re.I)
+_IGNORE = re.compile(r"#\s*trainlint:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.I)
+
+
+@dataclass
+class Settings:
+    """What every worker needs to lint a file; part of the cache key."""
+
+    codes: Tuple[str, ...]
+    severities: Dict[str, str] = field(default_factory=dict)
+    hints: Hints = field(default_factory=Hints)
+
+    def fingerprint(self) -> str:
+        return repr((self.codes, sorted(self.severities.items()), self.hints))
+
+
+def problem(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
+    """A file that could not be linted: reported, never skipped silently."""
+    return Finding("TL000", "file-not-linted", "error", message, path, line, column, line, column, None)
+
+
+def may_match(data: bytes, triggers: Tuple[bytes, ...]) -> bool:
+    return any(t in data for t in triggers)
+
+
+def triggers_for(codes) -> Tuple[bytes, ...]:
+    rules = all_rules()
+    return tuple({t.encode() for code in codes for t in rules[code].triggers})
+
+
+def decode(data: bytes) -> str:
+    try:
+        encoding, _ = tokenize.detect_encoding(BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError):
+        return data.decode("utf-8", errors="replace")
+
+
+def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index) -> dict:
+    """Findings, exported function summaries and cross-file questions for one file."""
+    module_name, package = module
+    result = {"module": module_name, "findings": [], "exports": {}, "asked": [], "uses": []}
+    if b"\0" in data:
+        result["findings"].append(problem(path, "binary file (contains NUL bytes), not Python source").to_json())
+        return result
+    if len(data) > MAX_BYTES:
+        result["findings"].append(problem(path, f"file larger than {MAX_BYTES // 2**20} MiB, not linted").to_json())
+        return result
+    try:
+        tree = ast.parse(data, filename=path)
+    except SyntaxError as error:
+        line = error.lineno or 1
+        result["findings"].append(problem(path, f"cannot parse: {error.msg}", line, error.offset or 1).to_json())
+        return result
+    except (ValueError, RecursionError, MemoryError) as error:
+        result["findings"].append(problem(path, f"cannot parse: {error}").to_json())
+        return result
+    facts = analyze(tree, path, module_name, package, settings.hints, index)
+    lines = decode(data).splitlines()
+    findings: List[Finding] = []
+    rules = all_rules()
+    for code in settings.codes:
+        rule = rules[code]
+        for report in rule().check(facts):
+            findings.append(_finding(rule, report, path, lines, settings))
+    seen = set()
+    for finding in sorted(findings, key=lambda f: (f.line, f.column, f.code)):
+        key = (finding.code, finding.line, finding.column)
+        if key not in seen and not suppressed(lines, finding):
+            seen.add(key)
+            result["findings"].append(finding.to_json())
+    for fn in facts.functions:
+        summary = summarize(fn, returned_eval_model(fn) is not None)
+        if not summary.empty:
+            result["exports"][fn.qualname] = summary.to_json()
+    for fn in functions(facts):
+        result["uses"].extend(facts.qualify(callee) for callee, _ in untrained_uses(fn))
+    if isinstance(index, RecordingIndex):
+        result["asked"] = sorted(index.asked)
+    return result
+
+
+def _finding(rule, report: Report, path: str, lines: List[str], settings: Settings) -> Finding:
+    node = report.node
+    line = node.lineno
+    end_line = getattr(node, "end_lineno", None) or line
+    column = _character_column(lines, line, node.col_offset)
+    end_column = _character_column(lines, end_line, getattr(node, "end_col_offset", None) or node.col_offset)
+    severity = settings.severities.get(rule.code) or report.severity or rule.severity
+    return Finding(rule.code, rule.name, severity, report.message, path, line, column + 1, end_line, end_column + 1,
+                   report.fix)
+
+
+def _character_column(lines: List[str], line: int, byte_offset: int) -> int:
+    """ast columns count UTF-8 bytes; editors and SARIF count characters."""
+    if not 0 < line <= len(lines):
+        return byte_offset
+    return len(lines[line - 1].encode("utf-8")[:byte_offset].decode("utf-8", errors="ignore"))
+
+
+def suppression_codes(line_text: str) -> Optional[set]:
+    """Codes suppressed on a line: an empty set means all, None means no suppression comment."""
+    if "#" not in line_text:
+        return None
+    for pattern in (_NOQA, _IGNORE):
+        match = pattern.search(line_text)
+        if match:
+            codes = match.group("codes")
+            return {c.upper() for c in re.split(r"[\s,]+", codes) if c} if codes else set()
+    return None
+
+
+def suppressed(lines: List[str], finding: Finding) -> bool:
+    if not 0 < finding.line <= len(lines):
+        return False
+    codes = suppression_codes(lines[finding.line - 1])
+    return codes is not None and (not codes or finding.code in codes)
+
+
+def module_of(path: str, _cache: Dict[str, Tuple[str, ...]] = {}) -> Tuple[str, str]:
+    """(module name, package) from the package folders (those with __init__.py) above the file."""
+    directory, filename = os.path.split(os.path.abspath(path))
+    stem = os.path.splitext(filename)[0]
+    if directory not in _cache:
+        parts: List[str] = []
+        current = directory
+        while os.path.isfile(os.path.join(current, "__init__.py")):
+            current, name = os.path.split(current)
+            parts.insert(0, name)
+            if not name:
+                break
+        _cache[directory] = tuple(parts)
+    package_parts = _cache[directory]
+    if stem == "__init__":
+        name = ".".join(package_parts)
+        return name, name
+    return ".".join(package_parts + (stem,)), ".".join(package_parts)

@@ -1,0 +1,99 @@
+"""What a rule is: one small class whose docstring is its documentation and whose VALID/INVALID
+examples are its tests (the test suite runs them all)."""
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import textwrap
+from dataclasses import dataclass
+from typing import ClassVar, Dict, Iterable, List, Optional, Tuple
+
+SEVERITIES = ("info", "warning", "error")
+MARKER = "# <-"  # in INVALID examples: this line must be reported
+
+
+@dataclass
+class Report:
+    """What a rule says about one place; the engine turns it into a Finding."""
+
+    node: ast.AST
+    message: str
+    severity: Optional[str] = None  # overrides the rule's default (e.g. TL101 escalates to error)
+    fix: Optional[dict] = None  # {"replacement": str, "safe": bool} for the node's source range
+
+
+@dataclass
+class Finding:
+    code: str
+    name: str
+    severity: str
+    message: str
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    fix: Optional[dict] = None
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Rule:
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[str]
+    summary: ClassVar[str]
+    # substrings at least one of which must occur in a file for the rule to possibly match
+    triggers: ClassVar[Tuple[str, ...]]
+    VALID: ClassVar[List[str]] = []
+    INVALID: ClassVar[List[str]] = []
+
+    def check(self, facts) -> Iterable[Report]:
+        raise NotImplementedError
+
+    @classmethod
+    def explain(cls) -> str:
+        doc = textwrap.dedent(inspect.getdoc(cls) or "").strip()
+        parts = [f"{cls.code} {cls.name} ({cls.severity})", "", doc]
+        if cls.INVALID:
+            parts += ["", "Example (flagged):", "", _indent(strip_markers(cls.INVALID[0]))]
+        if cls.VALID:
+            parts += ["", "Use instead:", "", _indent(textwrap.dedent(cls.VALID[0]).strip("\n"))]
+        return "\n".join(parts) + "\n"
+
+
+def strip_markers(example: str) -> str:
+    lines = textwrap.dedent(example).strip("\n").splitlines()
+    return "\n".join(line.split(MARKER)[0].rstrip() for line in lines)
+
+
+def marked_lines(example: str) -> List[int]:
+    lines = textwrap.dedent(example).strip("\n").splitlines()
+    return [i for i, line in enumerate(lines, 1) if MARKER in line]
+
+
+def _indent(code: str) -> str:
+    return textwrap.indent(code, "    ")
+
+
+_RULES: Optional[Dict[str, type]] = None
+
+
+def all_rules() -> Dict[str, type]:
+    """Every rule class, by code, in code order."""
+    global _RULES
+    if _RULES is None:
+        from . import rules as package
+
+        found = {}
+        for info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            for value in vars(module).values():
+                if isinstance(value, type) and issubclass(value, Rule) and value is not Rule \
+                        and value.__module__ == module.__name__:
+                    found[value.code] = value
+        _RULES = dict(sorted(found.items()))
+    return _RULES

@@ -1,0 +1,375 @@
+"""Turn a parsed module into FileFacts: one walk over statements per function, recording loops,
+guards, bindings and the calls that can be training events; then classify those calls with the
+roles of their receivers (which needs every binding in the file, hence the second step)."""
+from __future__ import annotations
+
+import ast
+from typing import List, Optional, Tuple
+
+from .model import (
+    Event, FileFacts, FunctionFacts, Guard, Handler, Kind, Loop, Unpacked, WithBlock,
+)
+from .roles import Role, role_of
+from .syntax import (
+    assigned_names, calls_in, dotted, last_part, root_name, terminates,
+)
+
+# Methods whose calls can be training events; any other call is kept only if it may reach a
+# function with a summary (a local helper or an import from the linted tree).
+_EVENT_METHODS = {
+    "backward", "manual_backward", "step", "step_update", "zero_grad", "eval", "train",
+    "requires_grad_", "update", "update_parameters", "update_params",
+}
+_FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def build_file_facts(tree: ast.Module, path: str, module_name: str, package: str, hints, index) -> FileFacts:
+    facts = FileFacts(
+        path=path, tree=tree, module_name=module_name, package=package, imports={},
+        functions=[], module=None, class_attributes={}, class_bases={}, by_node={}, hints=hints,
+        index=index,
+    )
+    module = FunctionFacts("<module>", "<module>", tree, None, None, [], facts)
+    facts.module = module
+    pending: List[Tuple[FunctionFacts, ast.Call, tuple, tuple]] = []
+    _Walker(facts, module, pending).run(tree.body)
+    for fn, call, frames, order in pending:
+        fn.own_events.extend(_classify_call(fn, call, frames, order))
+    for fn in [module] + facts.functions:
+        fn.own_events.sort(key=lambda e: e.order)
+    return facts
+
+
+class _Walker:
+    """Walks the statements of one function body (nested definitions get walkers of their own)."""
+
+    def __init__(self, facts: FileFacts, fn: FunctionFacts, pending: list):
+        self.facts = facts
+        self.fn = fn
+        self.pending = pending
+        self.counter = 0
+
+    def run(self, body: list) -> None:
+        self.block(body, ())
+
+    def next_order(self) -> tuple:
+        self.counter += 1
+        return (self.counter,)
+
+    def loops_of(self, frames: tuple) -> Tuple[Loop, ...]:
+        return tuple(f for f in frames if isinstance(f, Loop))
+
+    def guard(self, test: ast.expr, positive: bool, node: ast.AST, frames: tuple) -> Guard:
+        return Guard(test, positive, node, self.fn, self.loops_of(frames))
+
+    def block(self, body: list, frames: tuple) -> None:
+        for stmt in body:
+            self.statement(stmt, frames)
+            if isinstance(stmt, ast.If):
+                # after `if cond: ...; continue`, the rest of the block runs only when not cond
+                if terminates(stmt.body) and not terminates(stmt.orelse):
+                    frames = frames + (self.guard(stmt.test, False, stmt, frames),)
+                elif terminates(stmt.orelse) and not terminates(stmt.body):
+                    frames = frames + (self.guard(stmt.test, True, stmt, frames),)
+
+    def statement(self, stmt: ast.stmt, frames: tuple) -> None:
+        if isinstance(stmt, _FUNCS):
+            self.define_function(stmt, None)
+        elif isinstance(stmt, ast.ClassDef):
+            self.define_class(stmt)
+        elif isinstance(stmt, ast.If):
+            self.scan(stmt.test, frames)
+            self.block(stmt.body, frames + (self.guard(stmt.test, True, stmt, frames),))
+            if stmt.orelse:
+                self.block(stmt.orelse, frames + (self.guard(stmt.test, False, stmt, frames),))
+        elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+            self.loop(stmt, frames)
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+            kind = "other"
+            for item in stmt.items:
+                self.scan(item.context_expr, frames)
+                if item.optional_vars is not None:
+                    self.bind(item.optional_vars, item.context_expr, frames)
+                kind = _with_kind(self.facts, item.context_expr) if kind == "other" else kind
+            self.block(stmt.body, frames + (WithBlock(stmt, kind),))
+        elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+            self.block(stmt.body, frames)
+            for handler in stmt.handlers:
+                self.block(handler.body, frames + (Handler(handler),))
+            self.block(stmt.orelse, frames)
+            self.block(stmt.finalbody, frames)
+        elif isinstance(stmt, getattr(ast, "Match", ())):
+            self.scan(stmt.subject, frames)
+            for case in stmt.cases:
+                self.block(case.body, frames + (self.guard(stmt.subject, True, case, frames),))
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            self.record_import(stmt)
+        else:
+            self.simple(stmt, frames)
+
+    def simple(self, stmt: ast.stmt, frames: tuple) -> None:
+        if isinstance(stmt, ast.Assign):
+            for target in stmt.targets:
+                self.bind(target, stmt.value, frames)
+            if len(stmt.targets) == 1:
+                self.rescale(stmt.targets[0], stmt.value, stmt, frames)
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            self.bind(stmt.target, stmt.value, frames)
+        elif isinstance(stmt, ast.AugAssign):
+            self.mark_assigned(stmt.target, frames)
+            if isinstance(stmt.op, (ast.Div, ast.Mult)):
+                self.emit(Kind.RESCALE, dotted(stmt.target), stmt, frames, {"factor": stmt.value})
+        elif isinstance(stmt, ast.Return):
+            self.fn.returns.append(stmt)
+            self.fn.return_orders[id(stmt)] = self.next_order()
+        self.scan(stmt, frames)
+
+    def scan(self, node: ast.AST, frames: tuple) -> None:
+        """Queue the calls in ``node`` that may be events, and note what loops invoke."""
+        loops = self.loops_of(frames)
+        for call in calls_in(node):
+            func = call.func
+            name = dotted(func)
+            if name is not None:
+                for loop in loops:
+                    loop.invoked.add(name)
+            if isinstance(func, ast.Attribute) and func.attr in _EVENT_METHODS or name is not None:
+                self.pending.append((self.fn, call, frames, self.next_order()))
+
+    def loop(self, stmt: ast.AST, frames: tuple) -> None:
+        parent = self.loops_of(frames)
+        loop = Loop(stmt, parent[-1] if parent else None)
+        self.fn.loops.append(loop)
+        inner = frames + (loop,)
+        if isinstance(stmt, ast.While):
+            self.scan(stmt.test, frames)
+        else:
+            self.scan(stmt.iter, frames)
+            self.bind(stmt.target, Unpacked(stmt.iter, -1, stmt.lineno), inner)
+            cleared = _clears_gradients(stmt)
+            if cleared is not None:
+                self.emit(Kind.ZERO_GRAD, cleared, stmt, frames, {"form": "grad = None loop"})
+        self.block(stmt.body, inner)
+        self.block(stmt.orelse, frames)
+
+    def bind(self, target: ast.AST, value: ast.AST, frames: tuple) -> None:
+        if isinstance(target, (ast.Tuple, ast.List)):
+            for index, element in enumerate(target.elts):
+                element_value = value.elts[index] if isinstance(value, (ast.Tuple, ast.List)) and len(
+                    value.elts) == len(target.elts) else Unpacked(value, index, getattr(value, "lineno", 0))
+                self.bind(element, element_value, frames)
+            return
+        self.mark_assigned(target, frames)
+        for name in assigned_names(target):
+            self.fn.assignments.setdefault(name, []).append(value)
+            if name.startswith("self.") and self.fn.class_name is not None:
+                attributes = self.facts.class_attributes.setdefault(self.fn.class_name, {})
+                attributes.setdefault(name, []).append(value)
+
+    def mark_assigned(self, target: ast.AST, frames: tuple) -> None:
+        names = set(assigned_names(target))
+        for loop in self.loops_of(frames):
+            loop.assigned |= names
+
+    def rescale(self, target: ast.AST, value: ast.AST, stmt: ast.stmt, frames: tuple) -> None:
+        """``loss = loss / k`` and ``loss = loss * w`` (either operand order for ``*``)."""
+        name = dotted(target)
+        if name is None or not isinstance(value, ast.BinOp) or not isinstance(value.op, (ast.Div, ast.Mult)):
+            return
+        if dotted(value.left) == name:
+            factor = value.right
+        elif isinstance(value.op, ast.Mult) and dotted(value.right) == name:
+            factor = value.left
+        else:
+            return
+        self.emit(Kind.RESCALE, name, stmt, frames, {"factor": factor})
+
+    def emit(self, kind: str, target: Optional[str], node: ast.AST, frames: tuple, detail: dict) -> None:
+        self.fn.own_events.append(Event(kind, target, node, frames, self.next_order(), node, (), detail))
+
+    def define_function(self, node: ast.AST, class_name: Optional[str]) -> None:
+        outer = None if self.fn is self.facts.module else self.fn
+        prefix = f"{class_name}." if class_name else (f"{outer.qualname}." if outer else "")
+        args = node.args
+        params = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+        fn = FunctionFacts(node.name, prefix + node.name, node, outer, class_name or (outer.class_name if outer else None),
+                           params, self.facts)
+        self.facts.functions.append(fn)
+        self.facts.by_node[id(node)] = fn
+        _Walker(self.facts, fn, self.pending).run(node.body)
+
+    def define_class(self, node: ast.ClassDef) -> None:
+        self.facts.class_bases[node.name] = [self.facts.qualify(dotted(b) or "") for b in node.bases]
+        for stmt in node.body:
+            if isinstance(stmt, _FUNCS):
+                self.define_function(stmt, node.name)
+            elif isinstance(stmt, ast.ClassDef):
+                self.define_class(stmt)
+
+    def record_import(self, stmt: ast.AST) -> None:
+        imports = self.facts.imports
+        if isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                if alias.asname:
+                    imports[alias.asname] = alias.name
+                else:
+                    head = alias.name.split(".")[0]
+                    imports.setdefault(head, head)
+            return
+        base = stmt.module or ""
+        if stmt.level:
+            parts = self.facts.package.split(".") if self.facts.package else []
+            parts = parts[: len(parts) - (stmt.level - 1)] if stmt.level > 1 else parts
+            base = ".".join(p for p in parts + ([stmt.module] if stmt.module else []) if p)
+        for alias in stmt.names:
+            if alias.name != "*":
+                imports[alias.asname or alias.name] = f"{base}.{alias.name}" if base else alias.name
+
+
+def _with_kind(facts: FileFacts, expr: ast.AST) -> str:
+    if not isinstance(expr, ast.Call):
+        name = facts.qualify(dotted(expr) or "")
+        return "no-grad" if last_part(name) in ("no_grad", "inference_mode") else "other"
+    name = facts.qualify(dotted(expr.func) or "")
+    leaf = last_part(name) if name else (expr.func.attr if isinstance(expr.func, ast.Attribute) else "")
+    if leaf == "accumulate":
+        return "accumulate"
+    if leaf in ("no_grad", "inference_mode"):
+        return "no-grad"
+    if leaf == "set_grad_enabled" and expr.args and isinstance(expr.args[0], ast.Constant) and not expr.args[0].value:
+        return "no-grad"
+    if leaf == "optim_context":
+        return "framework"
+    return "other"
+
+
+def _clears_gradients(loop: ast.AST) -> Optional[str]:
+    """``for p in model.parameters(): p.grad = None`` (or ``p.grad.zero_()``): the model, or '*'."""
+    variable = dotted(loop.target)
+    if variable is None:
+        return None
+    for stmt in loop.body:
+        cleared = False
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) and stmt.value.value is None:
+            cleared = any(dotted(t) == f"{variable}.grad" for t in stmt.targets)
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            func = stmt.value.func
+            cleared = isinstance(func, ast.Attribute) and func.attr in ("zero_", "detach_") and (
+                root_name(func.value) == f"{variable}.grad")
+        elif isinstance(stmt, ast.If):
+            cleared = any(dotted(t) == f"{variable}.grad" for s in stmt.body if isinstance(s, ast.Assign)
+                          for t in s.targets)
+        if cleared:
+            source = loop.iter
+            if isinstance(source, ast.Call) and isinstance(source.func, ast.Attribute) and source.func.attr in (
+                    "parameters", "named_parameters"):
+                return dotted(source.func.value) or "*"
+            return "*"
+    return None
+
+
+def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tuple) -> List[Event]:
+    def event(kind, target, detail=None, extra_frames=(), after=0):
+        return Event(kind, target, call, frames + extra_frames, order + (after,), call, (), detail or {})
+
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        method, receiver = func.attr, func.value
+        name = dotted(receiver)
+        if method == "backward":
+            return _backward(fn, call, receiver, name, event)
+        if method == "manual_backward" and call.args:
+            return [event(Kind.BACKWARD, root_name(call.args[0]), {"loss": call.args[0], "framework": "lightning"})]
+        if method in ("eval", "train", "requires_grad_"):
+            return _mode(call, method, receiver, event)
+        if method == "zero_grad":
+            return [] if role_of(fn, name) == Role.ENGINE else [event(Kind.ZERO_GRAD, name or root_name(receiver))]
+        if method == "update_params":
+            return [event(Kind.FRAMEWORK_STEP, name, {"framework": "mmengine"})]
+        role = role_of(fn, name)
+        if method == "step":
+            if role == Role.SCALER and call.args:
+                return [event(Kind.OPT_STEP, dotted(call.args[0]), {"scaled": True, "scaler": name})]
+            if role == Role.OPTIMIZER:
+                return [event(Kind.OPT_STEP, name)]
+            if role == Role.SCHEDULER and len(call.args) <= 1:
+                return [event(Kind.SCHED_STEP, name)]
+            if role == Role.ENGINE:
+                return [event(Kind.FRAMEWORK_STEP, name, {"framework": "deepspeed"})]
+            if role == Role.EMA:
+                return [event(Kind.EMA_UPDATE, name)]
+            return []
+        if method == "step_update" and role == Role.SCHEDULER:
+            return [event(Kind.SCHED_STEP, name)]
+        if method in ("update", "update_parameters") and role == Role.EMA and call.args:
+            return [event(Kind.EMA_UPDATE, name)]
+    name = dotted(func)
+    if name is None:
+        return []
+    if "scaler" in name.lower() and role_of(fn, name) == Role.LOSS_SCALER and len(call.args) >= 2:
+        return _loss_scaler(fn, call, frames, event)
+    if isinstance(func, ast.Attribute) and func.attr in _EVENT_METHODS:
+        return []
+    if fn.file.local_function(name, fn) is None and not _may_reach_linted_code(fn.file, name):
+        return []
+    return [event(Kind.CALL, name, {"call": call})]
+
+
+_LIBRARIES = {
+    "torch", "numpy", "np", "math", "os", "sys", "time", "logging", "random", "json", "re", "collections",
+    "functools", "itertools", "typing", "warnings", "copy", "pathlib", "shutil", "pickle", "datetime",
+    "tqdm", "wandb", "tensorboard", "torchvision", "transformers", "accelerate", "deepspeed", "timm",
+    "lightning", "pytorch_lightning", "mmengine", "matplotlib", "pandas", "sklearn", "scipy", "PIL", "cv2",
+}
+
+
+def _may_reach_linted_code(facts: FileFacts, name: str) -> bool:
+    """An imported function that is not from a well-known library may be defined in the linted tree."""
+    head = name.split(".")[0]
+    qualified = facts.imports.get(head)
+    return qualified is not None and qualified.split(".")[0] not in _LIBRARIES
+
+
+def _backward(fn, call, receiver, name, event) -> List[Event]:
+    if fn.name == "backward":  # autograd.Function / hook internals, not a training step
+        return []
+    if isinstance(receiver, ast.Call) and isinstance(receiver.func, ast.Attribute) and receiver.func.attr == "scale" \
+            and receiver.args:
+        loss = receiver.args[0]
+        return [event(Kind.BACKWARD, root_name(loss), {"loss": loss, "scaled": True})]
+    if isinstance(receiver, ast.Call) and dotted(receiver.func) == "super":
+        return []
+    qualified = fn.file.qualify(name or "")
+    if call.args and (role_of(fn, name) in (Role.ACCELERATOR, Role.ENGINE) or qualified == "torch.autograd"):
+        loss = call.args[0]
+        framework = "deepspeed" if role_of(fn, name) == Role.ENGINE else None
+        return [event(Kind.BACKWARD, root_name(loss), {"loss": loss, "framework": framework})]
+    return [event(Kind.BACKWARD, root_name(receiver), {"loss": receiver})]
+
+
+def _mode(call, method, receiver, event) -> List[Event]:
+    target = dotted(receiver) or root_name(receiver)
+    flag = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "mode"), None)
+    if method == "requires_grad_":
+        if isinstance(flag, ast.Constant) and flag.value is False:
+            return [event(Kind.FREEZE, target)]
+        return []
+    if method == "eval":
+        return [] if call.args or call.keywords else [event(Kind.MODE, target, {"mode": "eval"})]
+    if flag is None:
+        return [event(Kind.MODE, target, {"mode": "train"})]
+    if isinstance(flag, ast.Constant) and isinstance(flag.value, bool):
+        return [event(Kind.MODE, target, {"mode": "train" if flag.value else "eval"})]
+    return [event(Kind.MODE, target, {"mode": None})]
+
+
+def _loss_scaler(fn, call, frames, event) -> List[Event]:
+    """timm's ``loss_scaler(loss, optimizer, ..., need_update=...)``: backward, then a step that runs
+    only when ``need_update`` is true."""
+    loss = call.args[0]
+    update = next((k.value for k in call.keywords if k.arg == "need_update"), None)
+    guard = () if update is None else (Guard(update, True, call, fn, tuple(f for f in frames if isinstance(f, Loop))),)
+    return [
+        event(Kind.BACKWARD, root_name(loss), {"loss": loss, "scaled": True}),
+        event(Kind.OPT_STEP, dotted(call.args[1]), {"scaled": True}, guard, after=1),
+    ]

@@ -1,0 +1,288 @@
+"""The facts the semantic layer derives from a file, and that every rule queries.
+
+A function's body becomes a list of training *events* in program order. Each event carries the
+*frames* that enclose it: loops, guards (an ``if`` test with the branch taken, including the
+implicit guard after an early ``continue``/``break``/``return``/``raise``), ``with`` blocks and
+exception handlers. Events of local helpers are spliced in at their call sites, so rules see what
+one iteration of a loop really does.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+
+class Kind:
+    BACKWARD = "backward"
+    OPT_STEP = "optimizer-step"
+    ZERO_GRAD = "zero-grad"
+    SCHED_STEP = "scheduler-step"
+    EMA_UPDATE = "ema-update"
+    MODE = "mode"  # detail["mode"]: "train" | "eval" | None (restored / unknown)
+    FREEZE = "freeze"  # x.requires_grad_(False)
+    RESCALE = "loss-rescale"
+    CALL = "call"  # call of a function that may have a summary
+    FRAMEWORK_STEP = "framework-step"  # DeepSpeed engine.step, mmengine update_params: owns its bookkeeping
+
+
+class GuardKind:
+    BOUNDARY = "accumulation-boundary"
+    EPOCH_END = "end-of-epoch"
+    INVARIANT = "loop-invariant"
+    DEBUG = "debug-or-first-iteration"
+    NAN = "non-finite-check"
+    OTHER = "other"
+
+
+@dataclass(eq=False)
+class Loop:
+    node: ast.AST
+    parent: Optional["Loop"]
+    assigned: set = field(default_factory=set)  # dotted names bound anywhere in the body
+    invoked: set = field(default_factory=set)  # dotted names called like functions in the body
+
+    @property
+    def line(self) -> int:
+        return self.node.lineno
+
+
+@dataclass(eq=False)
+class Guard:
+    test: ast.expr
+    positive: bool  # the branch in which the test is truthy
+    node: ast.AST  # the `if` (or the call that supplied the condition)
+    scope: "FunctionFacts"  # where the names of the test resolve
+    enclosing_loops: Tuple[Loop, ...] = ()
+    _classified: Optional[Tuple[str, bool]] = None
+
+    @property
+    def kind(self) -> str:
+        return self._classification()[0]
+
+    @property
+    def holds(self) -> bool:
+        """True in the branch where the classified condition (boundary, NaN, debug...) is met."""
+        kind, sense = self._classification()
+        return self.positive == sense
+
+    def _classification(self) -> Tuple[str, bool]:
+        if self._classified is None:
+            from .guards import classify_guard
+
+            self._classified = classify_guard(self)
+        return self._classified
+
+    @property
+    def line(self) -> int:
+        return self.node.lineno
+
+
+@dataclass(eq=False)
+class WithBlock:
+    node: ast.AST
+    kind: str  # "accumulate" | "no-grad" | "framework" | "other"
+
+
+@dataclass(eq=False)
+class Handler:
+    node: ast.AST
+
+
+Frame = object  # Loop | Guard | WithBlock | Handler
+
+
+@dataclass(eq=False)
+class Event:
+    kind: str
+    target: Optional[str]  # dotted receiver/subject: optimizer, model, loss variable, callee
+    node: ast.AST  # where a finding about it is reported, in the function being analysed
+    frames: Tuple[Frame, ...]
+    order: Tuple[int, ...]
+    origin: ast.AST  # the node itself (differs from `node` for events spliced in from helpers)
+    via: Tuple[str, ...] = ()  # helpers through which the event was reached
+    detail: Dict = field(default_factory=dict)
+
+    @property
+    def line(self) -> int:
+        return self.node.lineno
+
+    @property
+    def loops(self) -> Tuple[Loop, ...]:
+        return tuple(f for f in self.frames if isinstance(f, Loop))
+
+    @property
+    def innermost_loop(self) -> Optional[Loop]:
+        loops = self.loops
+        return loops[-1] if loops else None
+
+    def in_loop(self, loop: Loop) -> bool:
+        return any(f is loop for f in self.frames)
+
+    def guards(self) -> List[Guard]:
+        return [f for f in self.frames if isinstance(f, Guard)]
+
+    def guards_within(self, loop: Loop) -> List[Guard]:
+        """Guards that vary from one iteration of ``loop`` to the next (inside its body)."""
+        for index, frame in enumerate(self.frames):
+            if frame is loop:
+                return [f for f in self.frames[index + 1:] if isinstance(f, Guard)]
+        return []
+
+    def has_guard(self, guard: Guard) -> bool:
+        return any(f is guard for f in self.frames)
+
+    def in_with(self, kind: str) -> bool:
+        return any(isinstance(f, WithBlock) and f.kind == kind for f in self.frames)
+
+    @property
+    def in_handler(self) -> bool:
+        return any(isinstance(f, Handler) for f in self.frames)
+
+
+def exclusive(a: Event, b: Event) -> bool:
+    """No single pass through the code runs both events (opposite branches of one test)."""
+    for guard in a.guards():
+        for other in b.guards():
+            if other.node is guard.node and other.test is guard.test and other.positive != guard.positive:
+                return True
+    return False
+
+
+@dataclass(eq=False)
+class FunctionFacts:
+    name: str
+    qualname: str
+    node: ast.AST  # FunctionDef / AsyncFunctionDef / Module for module-level code
+    parent: Optional["FunctionFacts"]
+    class_name: Optional[str]
+    params: List[str]
+    file: "FileFacts"
+    own_events: List[Event] = field(default_factory=list)
+    loops: List[Loop] = field(default_factory=list)
+    assignments: Dict[str, List[ast.AST]] = field(default_factory=dict)
+    returns: List[ast.Return] = field(default_factory=list)
+    return_orders: Dict[int, Tuple[int, ...]] = field(default_factory=dict)
+    _events: Optional[List[Event]] = None
+
+    @property
+    def line(self) -> int:
+        return getattr(self.node, "lineno", 1)
+
+    @property
+    def decorators(self) -> List[str]:
+        from .syntax import dotted
+
+        names = []
+        for dec in getattr(self.node, "decorator_list", []):
+            target = dec.func if isinstance(dec, ast.Call) else dec
+            names.append(self.file.qualify(dotted(target) or ""))
+        return names
+
+    @property
+    def events(self) -> List[Event]:
+        """Own events with the events of called helpers spliced in at the call sites."""
+        if self._events is None:
+            from .summaries import expand_events
+
+            self._events = expand_events(self)
+        return self._events
+
+    def events_of(self, *kinds: str) -> List[Event]:
+        return [e for e in self.events if e.kind in kinds]
+
+    def binding(self, name: str) -> Optional[ast.AST]:
+        """The value last bound to ``name`` in this function, its enclosing functions, its class or
+        the module."""
+        scope: Optional[FunctionFacts] = self
+        while scope is not None:
+            values = scope.assignments.get(name)
+            if values:
+                return values[-1]
+            scope = scope.parent
+        if name.startswith("self.") and self.class_name is not None:
+            values = self.file.class_attributes.get(self.class_name, {}).get(name)
+            if values:
+                return values[-1]
+        values = self.file.module.assignments.get(name) if self.file.module is not self else None
+        return values[-1] if values else None
+
+    def all_bindings(self, name: str) -> List[ast.AST]:
+        found: List[ast.AST] = []
+        scope: Optional[FunctionFacts] = self
+        while scope is not None:
+            found.extend(scope.assignments.get(name, ()))
+            scope = scope.parent
+        if name.startswith("self.") and self.class_name is not None:
+            found.extend(self.file.class_attributes.get(self.class_name, {}).get(name, ()))
+        if self.file.module is not self:
+            found.extend(self.file.module.assignments.get(name, ()))
+        return found
+
+
+@dataclass(eq=False)
+class Unpacked:
+    """A value bound by tuple unpacking: element ``index`` of ``value``."""
+
+    value: ast.AST
+    index: int
+    lineno: int = 0
+
+
+@dataclass(eq=False)
+class FileFacts:
+    path: str
+    tree: ast.Module
+    module_name: str
+    package: str
+    imports: Dict[str, str]  # local name -> qualified name
+    functions: List[FunctionFacts]
+    module: FunctionFacts  # module-level code as a pseudo-function
+    class_attributes: Dict[str, Dict[str, List[ast.AST]]]  # class -> self.attr -> values
+    class_bases: Dict[str, List[str]]
+    by_node: Dict[int, FunctionFacts]
+    hints: object
+    index: object  # the project index: summaries of functions in other files
+    role_cache: Dict = field(default_factory=dict)
+    _functions_named: Optional[Dict[str, List[FunctionFacts]]] = None
+
+    def qualify(self, name: str) -> str:
+        """Resolve the first component of a dotted name through imports."""
+        if not name:
+            return name
+        head, _, rest = name.partition(".")
+        target = self.imports.get(head)
+        if target is None:
+            return name
+        return f"{target}.{rest}" if rest else target
+
+    def function_at(self, node: ast.AST) -> Optional[FunctionFacts]:
+        return self.by_node.get(id(node))
+
+    def local_function(self, name: str, caller: FunctionFacts) -> Optional[FunctionFacts]:
+        """The function defined in this file that a call to ``name`` from ``caller`` reaches:
+        ``self.method``, a closure of the caller or of an enclosing function, or a module-level
+        function."""
+        if name.startswith("self.") and name.count(".") == 1 and caller.class_name is not None:
+            wanted = f"{caller.class_name}.{name[5:]}"
+            return next((fn for fn in self.functions if fn.qualname == wanted), None)
+        if "." in name:
+            return None
+        candidates = self.functions_named.get(name, ())
+        if not candidates:
+            return None
+        scope: Optional[FunctionFacts] = caller
+        while scope is not None:
+            for fn in candidates:
+                if fn.parent is scope:
+                    return fn
+            scope = scope.parent
+        return next((fn for fn in candidates if fn.parent is None and fn.class_name is None), None)
+
+    @property
+    def functions_named(self) -> Dict[str, List[FunctionFacts]]:
+        if self._functions_named is None:
+            self._functions_named = {}
+            for fn in self.functions:
+                self._functions_named.setdefault(fn.name, []).append(fn)
+        return self._functions_named

@@ -1,0 +1,240 @@
+"""Questions rules ask about the facts: what is a training loop, which guard is the accumulation
+boundary, which model an optimizer updates, which way a scheduler is meant to be stepped."""
+from __future__ import annotations
+
+import ast
+import re
+from typing import Iterator, List, Optional
+
+from .model import Event, FileFacts, FunctionFacts, Guard, GuardKind, Kind, Loop, Unpacked
+from .roles import Role, constructor_of, role_of, scheduler_constructor
+from .syntax import called_names, dotted, last_part, name_words, names_in, number_constant, text
+
+_ACCUMULATION_WORDS = {"accum", "accumulate", "accumulation", "accumulated", "ga", "micro", "update", "freq"}
+_INFERENCE_WORDS = {"infer", "inference", "predict", "predictor", "export", "eval", "evaluate", "evaluation",
+                    "test", "deploy", "serve", "demo", "onnx", "trace", "jit", "script", "inference"}
+_FROZEN_WORDS = {"teacher", "ema", "ref", "reference", "frozen", "target", "old", "momentum", "clip", "vae", "lpips"}
+_DEFAULT_BUILDER = re.compile(r"^_*(build|create|make|load|construct|instantiate|init|initialize|setup|get|prepare)(_|$|[A-Z])")
+
+
+def functions(facts: FileFacts) -> List[FunctionFacts]:
+    return [facts.module] + facts.functions
+
+
+def boundary_guards(event: Event, loop: Loop) -> List[Guard]:
+    """Guards inside ``loop`` that restrict ``event`` to the accumulation boundary (or the last
+    micro-batch of the loop)."""
+    return [g for g in event.guards_within(loop) if g.kind in (GuardKind.BOUNDARY, GuardKind.EPOCH_END) and g.holds]
+
+
+def describe(guard: Guard) -> str:
+    test = text(guard.test)
+    return test if guard.positive else f"not ({test})"
+
+
+def backward_events_in(fn: FunctionFacts, loop: Loop) -> List[Event]:
+    return [e for e in fn.events_of(Kind.BACKWARD) if e.in_loop(loop)]
+
+
+def is_accumulation_count(expr: ast.AST) -> bool:
+    """``accum_steps``, ``args.gradient_accumulation_steps``, ``self.update_freq``..."""
+    words = set()
+    for name in names_in(expr):
+        words.update(name_words(name))
+    return bool(words & _ACCUMULATION_WORDS)
+
+
+def clears_gradients_of(fn: FunctionFacts, zero: Event, step: Event) -> bool:
+    """Whether ``zero`` (a zero_grad) clears the parameters that ``step`` updates."""
+    if zero.target in (step.target, "*") or zero.target is None or step.target is None:
+        return True
+    if role_of(fn, zero.target) == Role.OPTIMIZER:
+        return False  # another optimizer (GAN generator vs discriminator)
+    constructed = constructor_of(fn, step.target)
+    if constructed is None or constructed.element is not None:
+        return True
+    updated = names_in(constructed.call)
+    return any(n == zero.target or n.startswith(zero.target + ".") for n in updated)
+
+
+def optimizer_modules(fn: FunctionFacts) -> Optional[set]:
+    """Names of modules whose parameters an optimizer built in sight updates; None if unknown."""
+    modules = set()
+    for step in fn.events_of(Kind.OPT_STEP):
+        constructed = constructor_of(fn, step.target) if step.target else None
+        if constructed is None or constructed.element is not None:
+            return None
+        for name in names_in(constructed.call):
+            for suffix in (".parameters", ".named_parameters"):
+                if name.endswith(suffix):
+                    modules.add(name[: -len(suffix)])
+    return modules or None
+
+
+def is_trained_module(fn: FunctionFacts, name: str, loop: Loop) -> bool:
+    """Whether the module ``name`` is the one being trained in ``loop`` (not a teacher/EMA copy)."""
+    modules = optimizer_modules(fn)
+    if modules is not None:
+        return any(name == m or m.startswith(name + ".") or name.startswith(m + ".") for m in modules)
+    if set(name_words(name)) & _FROZEN_WORDS:
+        return False
+    return name in loop.invoked or any(i.startswith(name + ".") for i in loop.invoked)
+
+
+def is_prepared(fn: FunctionFacts, name: str) -> bool:
+    """Bound to the result of ``accelerator.prepare(...)`` (accelerate then aligns it with
+    gradient accumulation)."""
+    for value in fn.all_bindings(name):
+        call = value.value if isinstance(value, Unpacked) else value
+        if isinstance(call, ast.Call) and last_part(dotted(call.func) or "") == "prepare":
+            return True
+    return False
+
+
+def matching_steps(fn: FunctionFacts, scheduler: Event, candidates: List[Event]) -> List[Event]:
+    """The optimizer steps a scheduler (or EMA) follows: those of the optimizer it was built on
+    when that is known, else all."""
+    constructed = scheduler_constructor(fn, scheduler.target) if scheduler.kind == Kind.SCHED_STEP else None
+    if constructed is not None:
+        first = constructed.call.args[0] if constructed.call.args else None
+        optimizer = dotted(first) if first is not None else None
+        own = [s for s in candidates if s.target == optimizer]
+        if own:
+            return own
+    return candidates
+
+
+# -- builders (TL101) -------------------------------------------------------------------------
+
+def is_builder(fn: FunctionFacts) -> bool:
+    if fn.name in ("eval", "train") or set(name_words(fn.name)) & _INFERENCE_WORDS:
+        return False
+    if any(last_part(d) in ("no_grad", "inference_mode") for d in fn.decorators):
+        return False
+    patterns = getattr(fn.file.hints, "builder_patterns", ())
+    if any(re.search(p, fn.name) for p in patterns):
+        return True
+    return bool(_DEFAULT_BUILDER.match(fn.name))
+
+
+def returned_eval_model(fn: FunctionFacts) -> Optional[ast.AST]:
+    """The node that leaves the returned model in eval mode: ``return model.eval()``, or the last
+    ``model.eval()`` before ``return model``. None when the model is also frozen (a teacher/EMA
+    copy is meant for inference) or returned in train mode."""
+    own = fn.own_events
+    for ret in fn.returns:
+        value = ret.value
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
+            method = value.func.attr
+            switched = (method == "eval" and not value.args) or (
+                method == "train" and value.args and isinstance(value.args[0], ast.Constant) and value.args[0].value is False)
+            if switched:
+                model = dotted(value.func.value)
+                if model is None or not _frozen(fn, model):
+                    return value
+            continue
+        model = dotted(value) if value is not None else None
+        if model is None or _frozen(fn, model):
+            continue
+        modes = [e for e in own if e.kind == Kind.MODE and e.target == model and e.order < fn.return_orders[id(ret)]]
+        if modes and modes[-1].detail["mode"] == "eval" and not modes[-1].guards():
+            return modes[-1].node
+    return None
+
+
+def _frozen(fn: FunctionFacts, model: str) -> bool:
+    if any(e.kind == Kind.FREEZE and e.target == model for e in fn.own_events):
+        return True
+    for loop in fn.loops:  # for p in model.parameters(): p.requires_grad = False
+        node = loop.node
+        if isinstance(node, ast.For) and dotted(getattr(node.iter, "func", None) or node.iter) in (
+                f"{model}.parameters", f"{model}.named_parameters"):
+            for stmt in node.body:
+                if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) and stmt.value.value is False:
+                    if any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in stmt.targets):
+                        return True
+    return False
+
+
+def untrained_uses(fn: FunctionFacts) -> Iterator[tuple]:
+    """(callee name, call) for each builder call whose result ``fn`` trains without ``.train()``."""
+    if not fn.events_of(Kind.BACKWARD):
+        return
+    trained = {e.target for e in fn.events if e.kind == Kind.MODE and e.detail["mode"] != "eval"}
+    for name, values in fn.assignments.items():
+        for value in values:
+            if isinstance(value, ast.Call):
+                callee = dotted(value.func)
+                if callee and _DEFAULT_BUILDER.match(last_part(callee)) and name not in trained \
+                        and not any(t and (t.startswith(name + ".") or name.startswith(t + ".")) for t in trained):
+                    yield callee, value
+
+
+# -- scheduler granularity (TL402) ------------------------------------------------------------
+
+_EPOCH_CLASSES = {"StepLR": ("step_size", 1), "MultiStepLR": ("milestones", 1), "ExponentialLR": ("gamma", 1),
+                  "CosineAnnealingLR": ("T_max", 1), "ReduceLROnPlateau": (None, None)}
+_ITERATION_WORDS = {"step", "steps", "iter", "iters", "iteration", "iterations", "batch", "batches", "updates",
+                    "loader", "dataloader"}
+
+
+def scheduler_granularity(fn: FunctionFacts, name: str) -> Optional[str]:
+    """"epoch" or "iteration" when the scheduler's constructor makes its intended stepping clear."""
+    constructed = scheduler_constructor(fn, name)
+    if constructed is None:
+        return None
+    cls = last_part(constructed.callee)
+    call = constructed.call
+    if cls in _EPOCH_CLASSES:
+        keyword, position = _EPOCH_CLASSES[cls]
+        if keyword is None:
+            return None
+        arg = _argument(call, position, keyword)
+        if arg is None:
+            return None
+        evidence = _evidence(fn, arg)
+        if cls == "ExponentialLR" and evidence is None:
+            gamma = number_constant(arg)
+            return "epoch" if gamma is not None and gamma <= 0.99 else None
+        return evidence
+    if cls == "OneCycleLR":
+        if _argument(call, 99, "steps_per_epoch") is not None:
+            return "iteration"
+        total = _argument(call, 2, "total_steps")
+        return _evidence(fn, total) if total is not None else None
+    if cls == "CyclicLR":
+        size = _argument(call, 99, "step_size_up")
+        return "epoch" if size is not None and _evidence(fn, size) == "epoch" else "iteration"
+    if "schedule" in cls or cls == "get_scheduler":
+        total = _argument(call, 2, "num_training_steps")
+        return _evidence(fn, total) if total is not None else None
+    return None
+
+
+def _argument(call: ast.Call, position: int, keyword: str) -> Optional[ast.expr]:
+    for kw in call.keywords:
+        if kw.arg == keyword:
+            return kw.value
+    return call.args[position] if position < len(call.args) else None
+
+
+def _evidence(fn: FunctionFacts, expr: ast.AST, depth: int = 0) -> Optional[str]:
+    """Whether an expression counts iterations (len(loader), total_steps) or epochs."""
+    if "len" in called_names(expr):
+        return "iteration"
+    words = set()
+    for name in names_in(expr):
+        words.update(name_words(name))
+        if depth < 2 and "." not in name:
+            value = fn.binding(name)
+            if isinstance(value, ast.expr):
+                found = _evidence(fn, value, depth + 1)
+                if found == "iteration":
+                    return found
+                if found == "epoch":
+                    words.add("epochs")
+    if words & _ITERATION_WORDS:
+        return "iteration"
+    if words & {"epoch", "epochs"}:
+        return "epoch"
+    return None

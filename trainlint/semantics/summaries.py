@@ -1,0 +1,168 @@
+"""Function summaries: what a call contributes at its call site.
+
+A helper defined in the same file is spliced in whole: its events appear at the call site, with
+its internal guards and its parameters replaced by the caller's arguments. A function defined in
+another linted file contributes its *summary* (which mode it leaves each argument in, whether it
+trains, whether it returns an eval-mode model), looked up in the project index, which the engine
+fills across the linted tree.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+from .model import Event, FunctionFacts, Guard, Kind
+from .syntax import dotted, root_name
+
+MAX_DEPTH = 4
+
+
+@dataclass
+class FunctionSummary:
+    param_modes: Dict[str, str] = field(default_factory=dict)  # str(index) -> "train" | "eval"
+    trains: bool = False  # runs backward() (directly or through local helpers)
+    returns_eval_model: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "FunctionSummary":
+        return cls(**data)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.param_modes or self.trains or self.returns_eval_model)
+
+
+def expand_events(fn: FunctionFacts, depth: int = 0, active: tuple = ()) -> List[Event]:
+    events: List[Event] = []
+    for event in fn.own_events:
+        if event.kind != Kind.CALL:
+            events.append(event)
+            continue
+        callee = fn.file.local_function(event.target, fn)
+        if callee is not None:
+            if callee in active or depth >= MAX_DEPTH or callee is fn:
+                events.append(event)
+                continue
+            arguments = _arguments(callee, event.detail["call"], event.target)
+            inner = expand_events(callee, depth + 1, active + (fn,))
+            events.extend(_splice(event, e, arguments, fn) for e in inner)
+            continue
+        summary = fn.file.index.summary(fn.file.qualify(event.target))
+        if summary is None:
+            events.append(event)
+        else:
+            events.extend(_summary_events(event, summary))
+    return events
+
+
+def _arguments(callee: FunctionFacts, call: ast.Call, called_as: str) -> Dict[str, ast.expr]:
+    params = list(callee.params)
+    if callee.class_name is not None and called_as.startswith("self.") and params[:1] == ["self"]:
+        params = params[1:]
+    bound = {}
+    for param, arg in zip(params, call.args):
+        if isinstance(arg, ast.Starred):
+            break
+        bound[param] = arg
+    for keyword in call.keywords:
+        if keyword.arg is not None:
+            bound[keyword.arg] = keyword.value
+    return bound
+
+
+def _map_name(name: Optional[str], arguments: Dict[str, ast.expr]) -> Optional[str]:
+    if not name:
+        return name
+    head, dot, rest = name.partition(".")
+    if head in arguments:
+        replaced = dotted(arguments[head]) or root_name(arguments[head])
+        if replaced is None:
+            return name
+        return replaced + dot + rest
+    return name
+
+
+def _splice(call_event: Event, inner: Event, arguments: Dict[str, ast.expr], caller: FunctionFacts) -> Event:
+    caller_loops = call_event.loops
+    frames = list(call_event.frames)
+    for frame in inner.frames:
+        if isinstance(frame, Guard) and isinstance(frame.test, ast.Name) and frame.test.id in arguments:
+            # `if update: opt.step()` inside a helper called with update=(i + 1) % k == 0
+            frame = Guard(arguments[frame.test.id], frame.positive, frame.node, caller, caller_loops)
+        frames.append(frame)
+    return Event(
+        inner.kind, _map_name(inner.target, arguments), call_event.node, tuple(frames),
+        call_event.order + inner.order, inner.origin, (call_event.target,) + inner.via, inner.detail,
+    )
+
+
+def _summary_events(call_event: Event, summary: FunctionSummary) -> List[Event]:
+    call = call_event.detail["call"]
+    events = []
+
+    def add(kind, target, detail):
+        events.append(Event(kind, target, call_event.node, call_event.frames, call_event.order + (len(events),),
+                            call_event.node, (call_event.target,), detail))
+
+    if summary.trains:
+        add(Kind.BACKWARD, None, {"external": True})
+    for index, mode in sorted(summary.param_modes.items()):
+        position = int(index)
+        if position < len(call.args):
+            add(Kind.MODE, dotted(call.args[position]) or root_name(call.args[position]), {"mode": mode})
+    return events
+
+
+def summarize(fn: FunctionFacts, returns_eval_model: bool) -> FunctionSummary:
+    """The summary another file sees of ``fn``."""
+    summary = FunctionSummary(returns_eval_model=returns_eval_model)
+    params = fn.params[1:] if fn.class_name is not None and fn.params[:1] == ["self"] else fn.params
+    final: Dict[str, Optional[str]] = {}
+    for event in fn.events:
+        if event.kind == Kind.BACKWARD:
+            summary.trains = True
+        elif event.kind == Kind.MODE and event.target in params:
+            # a mode set under a condition leaves the argument's mode unknown
+            final[event.target] = event.detail["mode"] if not event.guards() else None
+    summary.param_modes = {str(params.index(p)): m for p, m in final.items() if m is not None}
+    return summary
+
+
+class RecordingIndex:
+    """The index during the first pass: answers nothing, remembers what was asked about names that
+    may be defined in the linted tree, so that only those files are analysed again."""
+
+    def __init__(self, module_suffixes: frozenset):
+        self.module_suffixes = module_suffixes  # every dotted suffix of every linted module's name
+        self.asked: set = set()
+
+    def summary(self, qualified: str) -> Optional[FunctionSummary]:
+        module = qualified.rpartition(".")[0]
+        while module:
+            if module in self.module_suffixes:
+                self.asked.add(("summary", qualified))
+                break
+            module = module.rpartition(".")[0]  # `import pkg; pkg.sub.fn(...)`
+        return None
+
+    def trained_without_train(self, key: str) -> bool:
+        self.asked.add(("trained", key))
+        return False
+
+
+class AnsweringIndex:
+    """The index during the second pass: the answers the engine resolved across the tree."""
+
+    def __init__(self, answers: dict):
+        self.answers = answers
+
+    def summary(self, qualified: str) -> Optional[FunctionSummary]:
+        found = self.answers.get(("summary", qualified))
+        return FunctionSummary.from_json(found) if found else None
+
+    def trained_without_train(self, key: str) -> bool:
+        return bool(self.answers.get(("trained", key)))

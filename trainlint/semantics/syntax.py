@@ -1,0 +1,140 @@
+"""Small, allocation-light helpers over Python's ``ast`` used by the semantic layer."""
+from __future__ import annotations
+
+import ast
+import re
+from typing import Iterator, Optional
+
+_NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def dotted(node: Optional[ast.AST]) -> Optional[str]:
+    """``a.b.c`` for a Name/Attribute chain, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def root_name(node: Optional[ast.AST]) -> Optional[str]:
+    """The dotted name at the base of an expression: ``loss`` for ``loss.mean() / 2``."""
+    while True:
+        name = dotted(node)
+        if name is not None:
+            return name
+        if isinstance(node, ast.Attribute):
+            node = node.value
+        elif isinstance(node, ast.Call):
+            node = node.func
+            if isinstance(node, ast.Attribute):
+                node = node.value
+        elif isinstance(node, ast.Subscript):
+            node = node.value
+        elif isinstance(node, ast.BinOp):
+            node = node.left
+        else:
+            return None
+
+
+def last_part(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def name_words(name: str) -> list:
+    """Split an identifier into lower-case words: ``gradAccumSteps`` -> grad, accum, steps."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", last_part(name))
+    return [w for w in spaced.lower().split("_") if w]
+
+
+def calls_in(node: ast.AST) -> Iterator[ast.Call]:
+    """Calls inside an expression or simple statement, outer first, not entering nested scopes."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.Call):
+            yield current
+        for child in ast.iter_child_nodes(current):
+            if not isinstance(child, _NESTED_SCOPES):
+                stack.append(child)
+
+
+def names_in(node: ast.AST) -> set:
+    """Dotted names read in an expression (``args.accum``, ``i``), not entering nested scopes."""
+    found = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        name = dotted(current)
+        if name is not None:
+            found.add(name)
+            continue
+        for child in ast.iter_child_nodes(current):
+            if not isinstance(child, _NESTED_SCOPES):
+                stack.append(child)
+    return found
+
+
+def called_names(node: ast.AST) -> set:
+    return {dotted(c.func) or "" for c in calls_in(node)}
+
+
+def int_constant(node: ast.AST) -> Optional[int]:
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = int_constant(node.operand)
+        return None if inner is None else -inner
+    return None
+
+
+def number_constant(node: ast.AST) -> Optional[float]:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return float(node.value)
+    return None
+
+
+def text(node: ast.AST) -> str:
+    return ast.unparse(node)
+
+
+def argument(call: ast.Call, position: int, keyword: str) -> Optional[ast.expr]:
+    """The argument passed at ``position`` or as ``keyword=``."""
+    for kw in call.keywords:
+        if kw.arg == keyword:
+            return kw.value
+    if position < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args[: position + 1]):
+        return call.args[position]
+    return None
+
+
+def assigned_names(target: ast.AST) -> Iterator[str]:
+    """Dotted names bound by an assignment target (tuples unpacked)."""
+    if isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            yield from assigned_names(element)
+    elif isinstance(target, ast.Starred):
+        yield from assigned_names(target.value)
+    else:
+        name = dotted(target)
+        if name is not None:
+            yield name
+        elif isinstance(target, ast.Subscript):
+            base = dotted(target.value)
+            if base is not None:
+                yield base
+
+
+def terminates(body: list) -> bool:
+    """True when a block always leaves the enclosing iteration (continue/break/return/raise)."""
+    if not body:
+        return False
+    last = body[-1]
+    if isinstance(last, (ast.Continue, ast.Break, ast.Return, ast.Raise)):
+        return True
+    if isinstance(last, ast.If):
+        return terminates(last.body) and terminates(last.orelse)
+    return False
