@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Dict, List, Optional, Tuple
 
-from .rule import Finding, Report, all_rules
+from .rule import Finding, Fix, Report, all_rules
 from .semantics import Hints, analyze
 from .semantics.queries import functions, returned_eval_model, untrained_uses
 from .semantics.summaries import RecordingIndex, summarize
@@ -99,14 +99,33 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
 
 
 def _finding(rule, report: Report, path: str, lines: List[str], settings: Settings) -> Finding:
-    node = report.node
-    line = node.lineno
-    end_line = getattr(node, "end_lineno", None) or line
-    column = _character_column(lines, line, node.col_offset)
-    end_column = _character_column(lines, end_line, getattr(node, "end_col_offset", None) or node.col_offset)
+    line, column, end_line, end_column = _span(report.node, lines)
     severity = settings.severities.get(rule.code) or report.severity or rule.severity
-    return Finding(rule.code, rule.name, severity, report.message, path, line, column + 1, end_line, end_column + 1,
-                   report.fix)
+    fix = _fix_json(report.fix, lines) if report.fix is not None else None
+    return Finding(rule.code, rule.name, severity, report.message, path, line, column, end_line, end_column, fix)
+
+
+def _span(node: ast.AST, lines: List[str]) -> Tuple[int, int, int, int]:
+    """1-based (line, column, end_line, end_column) in characters."""
+    end_line = getattr(node, "end_lineno", None) or node.lineno
+    end_offset = getattr(node, "end_col_offset", None)
+    return (node.lineno, _character_column(lines, node.lineno, node.col_offset) + 1, end_line,
+            _character_column(lines, end_line, node.col_offset if end_offset is None else end_offset) + 1)
+
+
+def _fix_json(fix: Fix, lines: List[str]) -> dict:
+    """A fix as one edit of the source: the range to replace (1-based, characters) and its content."""
+    if isinstance(fix.replacement, str):
+        content = fix.replacement
+    else:
+        line, column, end_line, end_column = _span(fix.replacement, lines)
+        chunk = lines[line - 1: end_line]
+        chunk[-1] = chunk[-1][: end_column - 1]
+        chunk[0] = chunk[0][column - 1:]
+        content = "\n".join(chunk)
+    line, column, end_line, end_column = _span(fix.node, lines)
+    return {"message": fix.message, "safe": fix.safe, "edits": [
+        {"line": line, "column": column, "end_line": end_line, "end_column": end_column, "content": content}]}
 
 
 def _character_column(lines: List[str], line: int, byte_offset: int) -> int:

@@ -8,10 +8,21 @@ import inspect
 import pkgutil
 import textwrap
 from dataclasses import dataclass
-from typing import ClassVar, Dict, Iterable, List, Optional, Tuple
+from typing import ClassVar, Dict, Iterable, List, Optional, Tuple, Union
 
 SEVERITIES = ("info", "warning", "error")
 MARKER = "# <-"  # in INVALID examples: this line must be reported
+
+
+@dataclass
+class Fix:
+    """Replace the source range of ``node`` with ``replacement``: text, or the source text of
+    another node (``return model.eval()`` -> ``return model``)."""
+
+    message: str
+    node: ast.AST
+    replacement: Union[str, ast.AST]
+    safe: bool = True
 
 
 @dataclass
@@ -21,7 +32,7 @@ class Report:
     node: ast.AST
     message: str
     severity: Optional[str] = None  # overrides the rule's default (e.g. TL101 escalates to error)
-    fix: Optional[dict] = None  # {"replacement": str, "safe": bool} for the node's source range
+    fix: Optional[Fix] = None
 
 
 @dataclass

@@ -238,3 +238,23 @@ def _evidence(fn: FunctionFacts, expr: ast.AST, depth: int = 0) -> Optional[str]
     if words & {"epoch", "epochs"}:
         return "epoch"
     return None
+
+
+def loop_passes_away(fn: FunctionFacts, loop: Loop, optimizer: Optional[str]) -> bool:
+    """Whether the loop hands the optimizer or a trained model to code trainlint does not see
+    (a call outside the file, an inherited method): that code may clear gradients itself."""
+    watched = {optimizer} if optimizer else set()
+    watched |= optimizer_modules(fn) or set()
+    for node in ast.walk(loop.node):
+        if not isinstance(node, ast.Call):
+            continue
+        callee = dotted(node.func) or ""
+        if isinstance(node.func, ast.Attribute) and node.func.attr in ("backward", "step", "zero_grad", "update"):
+            continue
+        if callee.startswith("self.") and fn.file.local_function(callee, fn) is None:
+            return True
+        for arg in list(node.args) + [k.value for k in node.keywords]:
+            passed = dotted(arg)
+            if passed and (passed in watched or passed == "self"):
+                return True
+    return False

@@ -1,0 +1,148 @@
+from trainlint.rule import Report, Rule
+from trainlint.semantics import Kind
+from trainlint.semantics.queries import functions, is_trained_module
+
+
+class EvalModeNeverRestored(Rule):
+    """
+    What it does: finds a model switched to eval mode inside the training loop (for validation,
+    directly or through a helper that calls `.eval()`) with no `.train()` before the next
+    `backward()`; typically `.train()` is called once, before the loop.
+
+    Why it is bad: from the second epoch on, the model trains with dropout off and batch-norm
+    frozen to its running statistics. Training loss still goes down a little, so nothing looks
+    broken, but the model is trained in the wrong mode for all but the first epoch.
+
+    Not flagged: `train_one_epoch()` / `evaluate()` helpers that each set their own mode,
+    `.train()` at the top of the epoch or batch loop, and eval-mode copies that are not trained
+    (teacher, EMA, reference models).
+
+    Fix: call `model.train()` at the start of every epoch (or right after validation).
+    """
+
+    code = "TL102"
+    name = "eval-mode-never-restored"
+    severity = "error"
+    summary = "model.eval() inside the training loop without .train() before the next backward()"
+    triggers = (".eval()", "train(False)")
+
+    INVALID = [
+        """
+        model.train()
+        for epoch in range(epochs):
+            for x, y in train_loader:
+                optimizer.zero_grad()
+                criterion(model(x), y).backward()
+                optimizer.step()
+            model.eval()  # <-
+            with torch.no_grad():
+                val_loss = sum(criterion(model(x), y) for x, y in val_loader)
+        """,
+        """
+        def validate(net, loader):
+            net.eval()
+            with torch.no_grad():
+                return sum(F.mse_loss(net(x), y).item() for x, y in loader)
+
+        def fit(model, loader, val_loader, opt, epochs):
+            model.train()
+            for epoch in range(epochs):
+                for x, y in loader:
+                    opt.zero_grad()
+                    F.mse_loss(model(x), y).backward()
+                    opt.step()
+                print(validate(model, val_loader))  # <-
+        """,
+    ]
+    VALID = [
+        """
+        for epoch in range(epochs):
+            model.train()
+            for x, y in train_loader:
+                optimizer.zero_grad()
+                criterion(model(x), y).backward()
+                optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                val_loss = sum(criterion(model(x), y) for x, y in val_loader)
+        """,
+        """
+        def train_one_epoch(model, loader, opt):
+            model.train()
+            for x, y in loader:
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+
+        def evaluate(model, loader):
+            model.eval()
+            return accuracy(model, loader)
+
+        for epoch in range(epochs):
+            train_one_epoch(model, loader, opt)
+            evaluate(model, val_loader)
+        """,
+        """
+        optimizer = torch.optim.Adam(student.parameters())
+        for epoch in range(epochs):
+            teacher.eval()
+            for x in loader:
+                with torch.no_grad():
+                    target = teacher(x)
+                loss = F.mse_loss(student(x), target)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        """,
+        """
+        for epoch in range(epochs):
+            for i, (x, y) in enumerate(loader):
+                model.train()
+                optimizer.zero_grad()
+                criterion(model(x), y).backward()
+                optimizer.step()
+                if i % 100 == 0:
+                    model.eval()
+                    evaluate(model)
+        """,
+    ]
+
+    def check(self, facts):
+        for fn in functions(facts):
+            events = fn.events
+            for switch in events:
+                if switch.kind != Kind.MODE or switch.detail["mode"] != "eval" or not switch.target:
+                    continue
+                loop = self.training_loop_around(switch, events)
+                if loop is None or not is_trained_module(fn, switch.target, loop):
+                    continue
+                if not self.restored_before_backward(switch, [e for e in events if e.in_loop(loop)]):
+                    via = f" (in {switch.via[0]}())" if switch.via else ""
+                    yield Report(switch.node, f"'{switch.target}' is switched to eval mode here{via} and no .train() "
+                                              f"runs before the next backward() in this loop: later epochs train in "
+                                              f"eval mode")
+
+    @staticmethod
+    def training_loop_around(switch, events):
+        for loop in reversed(switch.loops):
+            if any(e.kind == Kind.BACKWARD and e.in_loop(loop) for e in events):
+                return loop
+        return None
+
+    @staticmethod
+    def restored_before_backward(switch, iteration):
+        """Walk one turn of the loop from the switch (wrapping around) until the next backward()."""
+        after = [e for e in iteration if e.order > switch.order]
+        before = [e for e in iteration if e.order < switch.order]
+        for event in after + before:
+            if event.kind == Kind.BACKWARD:
+                return False
+            if event.kind == Kind.MODE and event.detail["mode"] != "eval" and _related(event.target, switch.target):
+                return True
+        return True
+
+
+def _related(a, b):
+    if not a or not b:
+        return True
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".") or a == "self" or b == "self"
