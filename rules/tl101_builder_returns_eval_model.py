@@ -1,7 +1,7 @@
 import ast
 
 from trainlint.rule import Fix, Report, Rule
-from trainlint.semantics.queries import is_builder, returned_eval_model, untrained_uses
+from trainlint.semantics.queries import builder_uses, functions, is_builder, returned_eval_model
 
 
 class BuilderReturnsEvalModel(Rule):
@@ -16,9 +16,10 @@ class BuilderReturnsEvalModel(Rule):
     with `return model.eval()`, and the video classifier never left a uniform prediction.
 
     Not flagged: functions named or decorated for inference (`*infer*`, `*predict*`, `*export*`,
-    `*eval*`, `*test*`, `@torch.no_grad`, `@torch.inference_mode`), methods named `eval`/`train`,
-    and builders that also freeze what they return (`requires_grad_(False)`): teacher, reference
-    and EMA copies are meant for inference.
+    `*eval*`, `*test*`, `@torch.no_grad`, `@torch.inference_mode`, or methods of an inference
+    class), methods named `eval`/`train`, builders that also freeze what they return
+    (`requires_grad_(False)`) or build a teacher, reference or EMA copy (meant for inference), and
+    builders whose every caller in the linted tree either does not train or calls `.train()`.
 
     Fix: `return model`, and let the training loop call `model.train()`.
     """
@@ -95,15 +96,19 @@ class BuilderReturnsEvalModel(Rule):
     ]
 
     def check(self, facts):
-        trained_locally = {callee for fn in [facts.module] + facts.functions for callee, _ in untrained_uses(fn)}
+        local_uses = [(facts.local_function(callee, caller), use) for caller in functions(facts)
+                      for callee, use in builder_uses(caller)]
         for fn in facts.functions:
             if fn.parent is not None or not is_builder(fn):
                 continue
             node = returned_eval_model(fn)
             if node is None:
                 continue
-            key = f"{facts.module_name}.{fn.qualname}"
-            if fn.qualname in trained_locally or facts.index.trained_without_train(key):
+            uses = [use for callee, use in local_uses if callee is fn]
+            uses += facts.index.builder_uses(f"{facts.module_name}.{fn.qualname}")
+            if uses and "untrained" not in uses:
+                continue  # every caller in the linted tree uses it for inference or calls .train()
+            if uses:
                 yield Report(node, f"{fn.name}() returns the model in eval mode and a training loop uses it "
                                    f"without calling .train(): dropout and batch-norm stay in inference mode",
                              severity="error", fix=_fix(fn, node, safe=True))

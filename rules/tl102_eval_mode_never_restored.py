@@ -114,7 +114,7 @@ class EvalModeNeverRestored(Rule):
                 if switch.kind != Kind.MODE or switch.detail["mode"] != "eval" or not switch.target:
                     continue
                 loop = self.training_loop_around(switch, events)
-                if loop is None or not is_trained_module(fn, switch.target, loop):
+                if not fn.owns(loop) or not is_trained_module(fn, switch.target, loop):
                     continue
                 if not self.restored_before_backward(switch, [e for e in events if e.in_loop(loop)]):
                     via = f" (in {switch.via[0]}())" if switch.via else ""

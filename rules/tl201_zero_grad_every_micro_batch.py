@@ -151,7 +151,7 @@ class ZeroGradEveryMicroBatch(Rule):
         for fn in functions(facts):
             for step in fn.events_of(Kind.OPT_STEP):
                 loop = step.innermost_loop
-                if loop is None or step.in_with("accumulate"):
+                if not fn.owns(loop) or step.in_with("accumulate"):
                     continue
                 boundary = boundary_guards(step, loop)
                 if not boundary:

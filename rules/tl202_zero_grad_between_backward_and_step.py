@@ -100,6 +100,8 @@ class ZeroGradBetweenBackwardAndStep(Rule):
             backwards = fn.events_of(Kind.BACKWARD)
             for step in fn.events_of(Kind.OPT_STEP):
                 loop = step.innermost_loop
+                if loop is not None and not fn.owns(loop):
+                    continue
                 same_iteration = [e for e in backwards if loop is None or e.in_loop(loop)]
                 for zero in fn.events_of(Kind.ZERO_GRAD):
                     if zero.order >= step.order or (loop is not None and not zero.in_loop(loop)):
@@ -108,7 +110,7 @@ class ZeroGradBetweenBackwardAndStep(Rule):
                         continue
                     before = [b for b in same_iteration if b.order < zero.order and not exclusive(b, zero)]
                     between = [b for b in same_iteration if zero.order < b.order < step.order]
-                    if before and not between:
+                    if before and not between and (loop is not None or not (zero.via and step.via)):
                         yield Report(
                             zero.node,
                             f"zero_grad() here clears the gradients of backward() at line {before[-1].line} "

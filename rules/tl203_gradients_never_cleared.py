@@ -91,7 +91,7 @@ class GradientsNeverCleared(Rule):
             zeros = fn.events_of(Kind.ZERO_GRAD)
             for step in fn.events_of(Kind.OPT_STEP):
                 loop = step.innermost_loop
-                if loop is None or isinstance(step.origin, ast.Call) and step.origin.args and not step.detail.get("scaled"):
+                if not fn.owns(loop) or isinstance(step.origin, ast.Call) and step.origin.args and not step.detail.get("scaled"):
                     continue  # step(closure): the closure clears
                 if not any(b.in_loop(loop) for b in fn.events_of(Kind.BACKWARD)):
                     continue

@@ -100,7 +100,7 @@ class LossRescaleInConditionalBranch(Rule):
             backwards = fn.events_of(Kind.BACKWARD)
             for rescale in fn.events_of(Kind.RESCALE):
                 loop = rescale.innermost_loop
-                if loop is None or not rescale.target:
+                if not fn.owns(loop) or not rescale.target:
                     continue
                 accumulation = is_accumulation_count(rescale.detail["factor"])
                 varying = [

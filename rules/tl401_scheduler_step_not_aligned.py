@@ -130,7 +130,7 @@ class SchedulerStepNotAligned(Rule):
             steps = fn.events_of(Kind.OPT_STEP)
             for event in fn.events_of(Kind.SCHED_STEP, Kind.EMA_UPDATE):
                 loop = event.innermost_loop
-                if loop is None or event.in_with("accumulate") or is_prepared(fn, event.target):
+                if not fn.owns(loop) or event.in_with("accumulate") or is_prepared(fn, event.target):
                     continue
                 candidates = matching_steps(fn, event, [s for s in steps if s.innermost_loop is loop])
                 problems = [self.misalignment(event, step, loop) for step in candidates]

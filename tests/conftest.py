@@ -11,7 +11,7 @@ def lint_text(source: str, codes=None, path="example.py"):
     """Findings (as JSON dicts) for a snippet, linted alone."""
     settings = Settings(tuple(codes or all_rules()))
     data = textwrap.dedent(source).strip("\n").encode()
-    return lint_bytes(data, path, ("example", ""), settings, RecordingIndex(frozenset()))["findings"]
+    return lint_bytes(data, path, ("example", ""), settings, RecordingIndex())["findings"]
 
 
 @pytest.fixture

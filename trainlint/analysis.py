@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .rule import Finding, Fix, Report, all_rules
 from .semantics import Hints, analyze
-from .semantics.queries import functions, returned_eval_model, untrained_uses
+from .semantics.queries import builder_uses, functions, returned_eval_model
 from .semantics.summaries import RecordingIndex, summarize
 
 MAX_BYTES = 20 * 1024 * 1024
@@ -92,7 +92,8 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         if not summary.empty:
             result["exports"][fn.qualname] = summary.to_json()
     for fn in functions(facts):
-        result["uses"].extend(facts.qualify(callee) for callee, _ in untrained_uses(fn))
+        result["uses"].extend([facts.qualify(callee), use] for callee, use in builder_uses(fn)
+                              if facts.local_function(callee, fn) is None)
     if isinstance(index, RecordingIndex):
         result["asked"] = sorted(index.asked)
     return result

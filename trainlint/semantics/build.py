@@ -7,7 +7,7 @@ import ast
 from typing import List, Optional, Tuple
 
 from .model import (
-    Event, FileFacts, FunctionFacts, Guard, Handler, Kind, Loop, Unpacked, WithBlock,
+    Event, FileFacts, FunctionFacts, Guard, Kind, Loop, Unpacked, WithBlock,
 )
 from .roles import Role, role_of
 from .syntax import (
@@ -21,6 +21,7 @@ _EVENT_METHODS = {
     "requires_grad_", "update", "update_parameters", "update_params",
 }
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_TRY = (ast.Try, getattr(ast, "TryStar", ast.Try))
 
 
 def build_file_facts(tree: ast.Module, path: str, module_name: str, package: str, hints, index) -> FileFacts:
@@ -48,6 +49,7 @@ class _Walker:
         self.fn = fn
         self.pending = pending
         self.counter = 0
+        self.bare_except_tests: dict = {}
 
     def run(self, body: list) -> None:
         self.block(body, ())
@@ -71,6 +73,19 @@ class _Walker:
                     frames = frames + (self.guard(stmt.test, False, stmt, frames),)
                 elif terminates(stmt.orelse) and not terminates(stmt.body):
                     frames = frames + (self.guard(stmt.test, True, stmt, frames),)
+            elif isinstance(stmt, _TRY):
+                # after a try whose handler leaves (`except OOM: ...; break`), the rest of the block
+                # does not run on that handler's path
+                for handler in stmt.handlers:
+                    if terminates(handler.body):
+                        frames = frames + (self.guard(self.exception_test(handler), False, handler, frames),)
+
+    def exception_test(self, handler: ast.ExceptHandler) -> ast.expr:
+        """The pseudo-test "this handler caught an exception", one object per handler so that
+        guards on its two sides are recognised as exclusive."""
+        if handler.type is not None:
+            return handler.type
+        return self.bare_except_tests.setdefault(id(handler), ast.Name(id="BaseException", ctx=ast.Load()))
 
     def statement(self, stmt: ast.stmt, frames: tuple) -> None:
         if isinstance(stmt, _FUNCS):
@@ -92,10 +107,10 @@ class _Walker:
                     self.bind(item.optional_vars, item.context_expr, frames)
                 kind = _with_kind(self.facts, item.context_expr) if kind == "other" else kind
             self.block(stmt.body, frames + (WithBlock(stmt, kind),))
-        elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+        elif isinstance(stmt, _TRY):
             self.block(stmt.body, frames)
             for handler in stmt.handlers:
-                self.block(handler.body, frames + (Handler(handler),))
+                self.block(handler.body, frames + (self.guard(self.exception_test(handler), True, handler, frames),))
             self.block(stmt.orelse, frames)
             self.block(stmt.finalbody, frames)
         elif isinstance(stmt, getattr(ast, "Match", ())):
@@ -117,7 +132,7 @@ class _Walker:
             self.bind(stmt.target, stmt.value, frames)
         elif isinstance(stmt, ast.AugAssign):
             self.mark_assigned(stmt.target, frames)
-            if isinstance(stmt.op, (ast.Div, ast.Mult)):
+            if isinstance(stmt.op, (ast.Div, ast.Mult)) and dotted(stmt.target) is not None:
                 self.emit(Kind.RESCALE, dotted(stmt.target), stmt, frames, {"factor": stmt.value})
         elif isinstance(stmt, ast.Return):
             self.fn.returns.append(stmt)

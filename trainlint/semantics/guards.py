@@ -34,6 +34,8 @@ _SAFE_CALLS = {"len", "int", "float", "bool", "str", "getattr", "hasattr", "isin
 
 
 def classify_guard(guard) -> Tuple[str, bool]:
+    if isinstance(guard.node, ast.ExceptHandler):
+        return GuardKind.OTHER, True
     return _classify(guard.test, guard, 0)
 
 

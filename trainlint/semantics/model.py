@@ -3,7 +3,7 @@
 A function's body becomes a list of training *events* in program order. Each event carries the
 *frames* that enclose it: loops, guards (an ``if`` test with the branch taken, including the
 implicit guard after an early ``continue``/``break``/``return``/``raise``), ``with`` blocks and
-exception handlers. Events of local helpers are spliced in at their call sites, so rules see what
+exception handlers (a guard "this handler caught an exception"). Events of local helpers are spliced in at their call sites, so rules see what
 one iteration of a loop really does.
 """
 from __future__ import annotations
@@ -84,12 +84,7 @@ class WithBlock:
     kind: str  # "accumulate" | "no-grad" | "framework" | "other"
 
 
-@dataclass(eq=False)
-class Handler:
-    node: ast.AST
-
-
-Frame = object  # Loop | Guard | WithBlock | Handler
+Frame = object  # Loop | Guard | WithBlock
 
 
 @dataclass(eq=False)
@@ -134,10 +129,6 @@ class Event:
 
     def in_with(self, kind: str) -> bool:
         return any(isinstance(f, WithBlock) and f.kind == kind for f in self.frames)
-
-    @property
-    def in_handler(self) -> bool:
-        return any(isinstance(f, Handler) for f in self.frames)
 
 
 def exclusive(a: Event, b: Event) -> bool:
@@ -187,6 +178,11 @@ class FunctionFacts:
 
             self._events = expand_events(self)
         return self._events
+
+    def owns(self, loop: Optional[Loop]) -> bool:
+        """Whether ``loop`` is written in this function (not in a helper spliced into it): each
+        finding is reported once, by the function whose loop it is about."""
+        return any(own is loop for own in self.loops)
 
     def events_of(self, *kinds: str) -> List[Event]:
         return [e for e in self.events if e.kind in kinds]

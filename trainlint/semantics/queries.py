@@ -107,7 +107,14 @@ def matching_steps(fn: FunctionFacts, scheduler: Event, candidates: List[Event])
 # -- builders (TL101) -------------------------------------------------------------------------
 
 def is_builder(fn: FunctionFacts) -> bool:
-    if fn.name in ("eval", "train") or set(name_words(fn.name)) & _INFERENCE_WORDS:
+    """A function that builds/creates/loads a model for training: not one named (or in a class or
+    module named) for inference, not a teacher/EMA/reference copy."""
+    if fn.name in ("eval", "train"):
+        return False
+    context = set(name_words(fn.name))
+    for name in (fn.class_name or "", last_part(fn.file.module_name or "")):
+        context |= set(name_words(name))
+    if context & (_INFERENCE_WORDS | _FROZEN_WORDS | {"inferencer"}):
         return False
     if any(last_part(d) in ("no_grad", "inference_mode") for d in fn.decorators):
         return False
@@ -156,18 +163,23 @@ def _frozen(fn: FunctionFacts, model: str) -> bool:
     return False
 
 
-def untrained_uses(fn: FunctionFacts) -> Iterator[tuple]:
-    """(callee name, call) for each builder call whose result ``fn`` trains without ``.train()``."""
-    if not fn.events_of(Kind.BACKWARD):
-        return
+def builder_uses(fn: FunctionFacts) -> Iterator[tuple]:
+    """(callee name, use) for each call of a builder-named function in ``fn``: use is "untrained"
+    when ``fn`` trains the result without calling ``.train()`` on it, else "other"."""
+    trains = bool(fn.events_of(Kind.BACKWARD))
     trained = {e.target for e in fn.events if e.kind == Kind.MODE and e.detail["mode"] != "eval"}
+    bound = {}
     for name, values in fn.assignments.items():
         for value in values:
             if isinstance(value, ast.Call):
-                callee = dotted(value.func)
-                if callee and _DEFAULT_BUILDER.match(last_part(callee)) and name not in trained \
-                        and not any(t and (t.startswith(name + ".") or name.startswith(t + ".")) for t in trained):
-                    yield callee, value
+                bound[id(value)] = name
+    for event in fn.own_events:
+        if event.kind != Kind.CALL or not _DEFAULT_BUILDER.match(last_part(event.target)):
+            continue
+        name = bound.get(id(event.detail["call"]))
+        restored = name is not None and any(
+            t and (t == name or t.startswith(name + ".") or name.startswith(t + ".")) for t in trained)
+        yield event.target, "untrained" if trains and name is not None and not restored else "other"
 
 
 # -- scheduler granularity (TL402) ------------------------------------------------------------

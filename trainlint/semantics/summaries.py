@@ -133,25 +133,19 @@ def summarize(fn: FunctionFacts, returns_eval_model: bool) -> FunctionSummary:
 
 
 class RecordingIndex:
-    """The index during the first pass: answers nothing, remembers what was asked about names that
-    may be defined in the linted tree, so that only those files are analysed again."""
+    """The index during the first pass: answers nothing and remembers what was asked, so that
+    the engine can answer from the other files and lint again only the files that asked."""
 
-    def __init__(self, module_suffixes: frozenset):
-        self.module_suffixes = module_suffixes  # every dotted suffix of every linted module's name
+    def __init__(self):
         self.asked: set = set()
 
     def summary(self, qualified: str) -> Optional[FunctionSummary]:
-        module = qualified.rpartition(".")[0]
-        while module:
-            if module in self.module_suffixes:
-                self.asked.add(("summary", qualified))
-                break
-            module = module.rpartition(".")[0]  # `import pkg; pkg.sub.fn(...)`
+        self.asked.add(("summary", qualified))
         return None
 
-    def trained_without_train(self, key: str) -> bool:
-        self.asked.add(("trained", key))
-        return False
+    def builder_uses(self, key: str) -> list:
+        self.asked.add(("uses", key))
+        return []
 
 
 class AnsweringIndex:
@@ -164,5 +158,6 @@ class AnsweringIndex:
         found = self.answers.get(("summary", qualified))
         return FunctionSummary.from_json(found) if found else None
 
-    def trained_without_train(self, key: str) -> bool:
-        return bool(self.answers.get(("trained", key)))
+    def builder_uses(self, key: str) -> list:
+        """How the linted tree uses the builder ``key``: "untrained" / "other" per call."""
+        return list(self.answers.get(("uses", key), ()))

@@ -1,0 +1,145 @@
+"""Command line: ``trainlint check``, ``rules``, ``explain``."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional, Tuple
+
+import click
+
+from . import __version__
+from .config import ConfigError, find_pyproject, load, with_overrides
+from .rule import SEVERITIES, all_rules
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def _split(values: Tuple[str, ...]) -> Optional[list]:
+    """`--select TL2,TL301 --select TL4` -> ['TL2', 'TL301', 'TL4']; None when not given."""
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="trainlint")
+def cli():
+    """trainlint: find silent bugs in PyTorch training code."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--select", multiple=True, help="Rule codes or prefixes to enable (comma-separated).")
+@click.option("--extend-select", multiple=True, help="Rule codes or prefixes to enable on top of the selection.")
+@click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable (comma-separated).")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), help="Lowest severity that makes the exit code 1.")
+@click.option("--exclude", multiple=True, help="Glob patterns of files and folders to skip (replaces defaults).")
+@click.option("--extend-exclude", multiple=True, help="Glob patterns to skip on top of the defaults.")
+@click.option("--stdin-filename", help="Path to report for source read from stdin ('-').")
+@click.option("--config", "config_path", type=click.Path(), help="pyproject.toml to read [tool.trainlint] from.")
+@click.option("--isolated", is_flag=True, help="Ignore configuration files.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the cache.")
+@click.option("--cache-dir", type=click.Path(), help="Cache folder (default: .trainlint_cache by the config).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
+def check(paths, output_format, select, extend_select, ignore, fail_on, exclude, extend_exclude, stdin_filename,
+          config_path, isolated, no_cache, cache_dir, jobs):
+    """Lint PATHS (files or folders; default: the current folder; '-' reads stdin)."""
+    from .engine import Engine, SourceFile, default_cache_dir
+    from .reporters import FORMATS
+
+    paths = list(paths) or ["."]
+    try:
+        if isolated:
+            config = load(None)
+        else:
+            start = stdin_filename if "-" in paths and stdin_filename else paths[0]
+            config = load(config_path or find_pyproject(start if start != "-" else "."))
+        config = with_overrides(
+            config, select=_split(select), ignore=_split(ignore), extend_select=_split(extend_select), fail_on=fail_on,
+            exclude=_split(exclude), extend_exclude=_split(extend_exclude),
+        )
+        stdin = None
+        if "-" in paths:
+            paths.remove("-")
+            stdin = SourceFile(stdin_filename or "-", sys.stdin.buffer.read())
+        engine = Engine(config, jobs=jobs, cache_dir=None if no_cache else (cache_dir or default_cache_dir(config)))
+        findings = engine.lint(paths, stdin)
+    except ConfigError as error:
+        raise click.exceptions.Exit(_fail(str(error)))
+    click.echo(FORMATS[output_format](findings))
+    threshold = _SEVERITY_RANK[config.fail_on]
+    failed = any(_SEVERITY_RANK[f["severity"]] >= threshold for f in findings)
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def rules(output_format):
+    """List every rule: code, name, severity, summary."""
+    import json
+
+    rows = [(r.code, r.name, r.severity, r.summary) for r in all_rules().values()]
+    if output_format == "json":
+        click.echo(json.dumps([dict(zip(("code", "name", "severity", "summary"), row)) for row in rows], indent=2))
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+
+
+@cli.command()
+@click.argument("code")
+def explain(code):
+    """Show the documentation of rule CODE: what, why, example, fix."""
+    rule = all_rules().get(code.upper())
+    if rule is None:
+        raise click.exceptions.Exit(_fail(f"unknown rule code '{code}' (see `trainlint rules`)"))
+    click.echo(rule.explain())
+
+
+def _fail(message: str) -> int:
+    click.echo(f"trainlint: error: {message}", err=True)
+    return 2
+
+
+def main():
+    try:
+        cli(prog_name="trainlint")
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+@cli.command(hidden=True)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--function", "only", help="Only functions whose qualified name contains this.")
+def facts(path, only):
+    """Print the training events trainlint sees in PATH (for rule authors and bug reports)."""
+    import ast
+
+    from .analysis import module_of
+    from .config import Config
+    from .semantics import Guard, Loop, analyze
+    from .semantics.queries import functions
+    from .semantics.summaries import RecordingIndex
+
+    with open(path, "rb") as handle:
+        tree = ast.parse(handle.read(), filename=path)
+    module_name, package = module_of(path)
+    file_facts = analyze(tree, path, module_name, package, Config().hints, RecordingIndex())
+    for fn in functions(file_facts):
+        if only and only not in fn.qualname or not any(e.kind != "call" for e in fn.events):
+            continue
+        click.echo(f"{fn.qualname} (line {fn.line})")
+        for event in fn.events:
+            if event.kind == "call":
+                continue
+            frames = []
+            for frame in event.frames:
+                if isinstance(frame, Loop):
+                    frames.append(f"loop@{frame.line}")
+                elif isinstance(frame, Guard):
+                    sign = "" if frame.positive else "not "
+                    frames.append(f"if {sign}[{frame.kind}{'' if frame.holds else '/off'}]@{frame.line}")
+            via = f" via {'>'.join(event.via)}" if event.via else ""
+            click.echo(f"  {event.line:>5} {event.kind:<16} {event.target or '-':<28} {' / '.join(frames)}{via}")

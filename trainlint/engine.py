@@ -1,0 +1,248 @@
+"""The engine: discover files, read them, skip what no rule can match, lint in parallel with a
+content-keyed cache, and resolve cross-file facts in a second, narrow pass.
+
+Pass 1 lints every file alone; a file records the questions it asked about functions defined
+elsewhere (``evaluate()`` imported from ``engine.py``: does it switch its argument to eval mode?).
+The engine answers them from the summaries every file exported, and lints again only the files
+whose questions have answers (cached by the answers too).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from . import __version__
+from .analysis import Settings, lint_bytes, may_match, module_of, problem, triggers_for
+from .config import Config, expand_codes
+from .semantics.summaries import AnsweringIndex, RecordingIndex
+
+PYTHON_SUFFIXES = (".py", ".pyi")
+
+
+@dataclass
+class SourceFile:
+    path: str  # as shown to the user: the argument joined with the relative path
+    data: Optional[bytes] = None
+
+
+def discover(paths: Iterable[str], config: Config) -> Tuple[List[str], List[dict]]:
+    """Python files under ``paths`` (files given explicitly are always linted) and TL000 problems
+    for paths that do not exist or cannot be listed."""
+    files: List[str] = []
+    problems: List[dict] = []
+    for given in paths:
+        if os.path.isfile(given):
+            files.append(given)
+        elif os.path.isdir(given):
+            for directory, subdirs, names in os.walk(given, onerror=lambda e: problems.append(
+                    problem(e.filename or given, f"cannot list directory: {e.strerror}").to_json())):
+                subdirs[:] = sorted(d for d in subdirs if not config.is_excluded(os.path.join(directory, d)))
+                for name in sorted(names):
+                    path = os.path.join(directory, name)
+                    if name.endswith(PYTHON_SUFFIXES) and not config.is_excluded(path):
+                        files.append(path)
+        elif os.path.islink(given):
+            problems.append(problem(given, "broken symbolic link").to_json())
+        else:
+            problems.append(problem(given, "no such file or directory").to_json())
+    seen = set()
+    unique = [f for f in files if not (os.path.realpath(f) in seen or seen.add(os.path.realpath(f)))]
+    return unique, problems
+
+
+class Cache:
+    """One JSON file per entry, named by the hash of everything the result depends on."""
+
+    def __init__(self, directory: Optional[str]):
+        self.directory = directory
+        if directory:
+            try:
+                os.makedirs(directory, exist_ok=True)
+                tag = os.path.join(directory, ".gitignore")
+                if not os.path.exists(tag):
+                    with open(tag, "w") as handle:
+                        handle.write("# created by trainlint\n*\n")
+            except OSError:
+                self.directory = None  # a read-only tree still gets linted, just not cached
+
+    def _file(self, key: str) -> str:
+        return os.path.join(self.directory, key[:2], key + ".json")
+
+    def get(self, key: str) -> Optional[dict]:
+        if not self.directory:
+            return None
+        try:
+            with open(self._file(key), encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, value: dict) -> None:
+        if not self.directory:
+            return
+        target = self._file(key)
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            temporary = f"{target}.{os.getpid()}.tmp"
+            with open(temporary, "w", encoding="utf-8") as handle:
+                json.dump(value, handle)
+            os.replace(temporary, target)
+        except OSError:
+            pass
+
+
+def settings_for(config: Config) -> Settings:
+    severities = {}
+    for pattern, severity in config.severity.items():
+        for code in expand_codes([pattern], "severity"):
+            severities[code] = severity
+    return Settings(config.selected_codes(), severities, config.hints)
+
+
+# Worker state, set once per process by the pool initializer.
+_SETTINGS: Optional[Settings] = None
+
+
+def _init_worker(settings: Settings) -> None:
+    global _SETTINGS
+    _SETTINGS = settings
+
+
+def _lint_task(task) -> dict:
+    data, path, module, answers = task
+    index = RecordingIndex() if answers is None else AnsweringIndex(answers)
+    try:
+        return lint_bytes(data, path, module, _SETTINGS, index)
+    except Exception as error:  # a bug in trainlint must not hide the other files' findings
+        return {"module": module[0], "findings": [problem(path, f"internal error while linting: {error!r}").to_json()],
+                "exports": {}, "asked": [], "uses": []}
+
+
+class Engine:
+    def __init__(self, config: Config, jobs: Optional[int] = None, cache_dir: Optional[str] = None):
+        self.config = config
+        self.settings = settings_for(config)
+        self.triggers = triggers_for(self.settings.codes)
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self.cache = Cache(cache_dir)
+        self.salt = f"{__version__}\0{self.settings.fingerprint()}"
+
+    def key(self, *parts) -> str:
+        digest = hashlib.sha256(self.salt.encode())
+        for part in parts:
+            digest.update(b"\0")
+            digest.update(part if isinstance(part, bytes) else str(part).encode())
+        return digest.hexdigest()
+
+    def lint(self, paths: List[str], stdin: Optional[SourceFile] = None) -> List[dict]:
+        files, problems = discover(paths, self.config)
+        sources = [SourceFile(f) for f in files] + ([stdin] if stdin else [])
+        findings = list(problems)
+        results: Dict[str, dict] = {}
+        modules: Dict[str, Tuple[str, str]] = {}
+        keys: Dict[str, str] = {}
+        todo = []
+        for source in sources:
+            if source.data is None:
+                try:
+                    with open(source.path, "rb") as handle:
+                        source.data = handle.read()
+                except OSError as error:
+                    findings.append(problem(source.path, f"cannot read file: {error.strerror}").to_json())
+                    continue
+            modules[source.path] = module_of(source.path)
+            keys[source.path] = self.key(source.path, modules[source.path], source.data)
+            cached = self.cache.get(keys[source.path])
+            if cached is not None:
+                results[source.path] = cached
+            elif not may_match(source.data, self.triggers) and b"\0" not in source.data:
+                results[source.path] = {"module": modules[source.path][0], "findings": [], "exports": {},
+                                        "asked": [], "uses": []}
+            else:
+                todo.append((source.data, source.path, modules[source.path], None))
+        for task, result in zip(todo, self._run(todo)):
+            results[task[1]] = result
+            self.cache.put(keys[task[1]], result)
+        self._second_pass(sources, results, modules, keys)
+        for source in sources:
+            result = results.get(source.path)
+            if result is None:
+                continue
+            ignored = self.config.ignored_for(source.path)
+            findings.extend(f for f in result["findings"] if f["code"] not in ignored)
+        return sorted(findings, key=lambda f: (f["path"], f["line"], f["column"], f["code"]))
+
+    def _second_pass(self, sources, results, modules, keys) -> None:
+        answers_for = cross_file_answers(results)
+        todo, task_keys = [], []
+        for source in sources:
+            result = results.get(source.path)
+            if not result or not result.get("asked"):
+                continue
+            answers = {tuple(q): answers_for[tuple(q)] for q in result["asked"] if tuple(q) in answers_for}
+            if not answers:
+                continue
+            key = self.key(keys[source.path], json.dumps(sorted(answers.items(), key=repr), sort_keys=True))
+            cached = self.cache.get(key)
+            if cached is not None:
+                results[source.path] = cached
+            else:
+                todo.append((source.data, source.path, modules[source.path], answers))
+                task_keys.append(key)
+        for task, key, result in zip(todo, task_keys, self._run(todo)):
+            result["asked"] = results[task[1]]["asked"]
+            results[task[1]] = result
+            self.cache.put(key, result)
+
+    def _run(self, tasks: list) -> List[dict]:
+        if not tasks:
+            return []
+        if self.jobs == 1 or len(tasks) < 4:
+            _init_worker(self.settings)
+            return [_lint_task(t) for t in tasks]
+        workers = min(self.jobs, len(tasks))
+        chunk = max(1, len(tasks) // (workers * 8))
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(self.settings,)) as pool:
+            return list(pool.map(_lint_task, tasks, chunksize=chunk))
+
+
+def cross_file_answers(results: Dict[str, dict]) -> dict:
+    """Answers to the questions files asked, from the summaries other files exported. A name is
+    resolved by its dotted suffix (``engine.evaluate`` matches ``pkg.engine.evaluate``) and only
+    when exactly one linted function matches it."""
+    by_suffix: Dict[str, List[Tuple[str, dict]]] = {}
+    for result in results.values():
+        for qualname, summary in result.get("exports", {}).items():
+            full = f"{result['module']}.{qualname}" if result["module"] else qualname
+            parts = full.split(".")
+            for start in range(len(parts) - 1):
+                by_suffix.setdefault(".".join(parts[start:]), []).append((full, summary))
+
+    def resolve(name: str):
+        candidates = by_suffix.get(name, [])
+        return candidates[0] if len({full for full, _ in candidates}) == 1 else None
+
+    uses: Dict[str, List[str]] = {}
+    for result in results.values():
+        for callee, use in result.get("uses", []):
+            found = resolve(callee)
+            if found:
+                uses.setdefault(found[0], []).append(use)
+    answers = {}
+    for result in results.values():
+        for kind, name in map(tuple, result.get("asked", [])):
+            if kind == "summary":
+                found = resolve(name)
+                if found:
+                    answers[(kind, name)] = found[1]
+            elif kind == "uses" and name in uses:
+                answers[(kind, name)] = uses[name]
+    return answers
+
+
+def default_cache_dir(config: Config) -> str:
+    return os.environ.get("TRAINLINT_CACHE_DIR") or os.path.join(config.root, ".trainlint_cache")
