@@ -142,8 +142,10 @@ class SchedulerStepNotAligned(Rule):
         what = "scheduler.step()" if event.kind == Kind.SCHED_STEP else "the EMA update"
         step_boundary = boundary_guards(step, loop)
         if step_boundary and not boundary_guards(event, loop):
+            effect = "the schedule advances k times too fast" if event.kind == Kind.SCHED_STEP else \
+                "the EMA averages k times per weight update"
             return (f"{what} runs every micro-batch, but optimizer.step() at line {step.line} runs only when "
-                    f"{describe(step_boundary[0])}: the schedule advances k times too fast")
+                    f"{describe(step_boundary[0])}: {effect}")
         debug = [g for g in event.guards_within(loop) if g.kind == GuardKind.DEBUG and g.holds and not step.has_guard(g)]
         if debug:
             return (f"{what} runs only when {describe(debug[0])}, while optimizer.step() at line {step.line} "

@@ -180,10 +180,7 @@ class Engine:
         answers_for = cross_file_answers(results)
         todo, task_keys = [], []
         for source in sources:
-            result = results.get(source.path)
-            if not result or not result.get("asked"):
-                continue
-            answers = {tuple(q): answers_for[tuple(q)] for q in result["asked"] if tuple(q) in answers_for}
+            answers = answers_for.get(source.path)
             if not answers:
                 continue
             key = self.key(keys[source.path], json.dumps(sorted(answers.items(), key=repr), sort_keys=True))
@@ -210,37 +207,43 @@ class Engine:
             return list(pool.map(_lint_task, tasks, chunksize=chunk))
 
 
-def cross_file_answers(results: Dict[str, dict]) -> dict:
-    """Answers to the questions files asked, from the summaries other files exported. A name is
-    resolved by its dotted suffix (``engine.evaluate`` matches ``pkg.engine.evaluate``) and only
-    when exactly one linted function matches it."""
-    by_suffix: Dict[str, List[Tuple[str, dict]]] = {}
-    for result in results.values():
+def cross_file_answers(results: Dict[str, dict]) -> Dict[str, dict]:
+    """For each file, answers to the questions it asked, from the summaries other files exported.
+    A dotted name is resolved by suffix (``engine.evaluate`` matches ``pkg.engine.evaluate``); when
+    several linted files match, the one nearest the asking file wins (a script imports its
+    neighbours), and a tie leaves the name unresolved."""
+    by_suffix: Dict[str, List[Tuple[str, str, dict]]] = {}
+    for path, result in results.items():
         for qualname, summary in result.get("exports", {}).items():
             full = f"{result['module']}.{qualname}" if result["module"] else qualname
             parts = full.split(".")
             for start in range(len(parts) - 1):
-                by_suffix.setdefault(".".join(parts[start:]), []).append((full, summary))
+                by_suffix.setdefault(".".join(parts[start:]), []).append((path, full, summary))
 
-    def resolve(name: str):
+    def resolve(name: str, near: str):
         candidates = by_suffix.get(name, [])
-        return candidates[0] if len({full for full, _ in candidates}) == 1 else None
+        if not candidates:
+            return None
+        here = os.path.abspath(near)
+        closeness = [len(os.path.commonpath([here, os.path.abspath(path)])) for path, _, _ in candidates]
+        best = [c for c, score in zip(candidates, closeness) if score == max(closeness)]
+        return best[0] if len({path for path, _, _ in best}) == 1 else None
 
-    uses: Dict[str, List[str]] = {}
-    for result in results.values():
+    uses: Dict[Tuple[str, str], List[str]] = {}
+    for path, result in results.items():
         for callee, use in result.get("uses", []):
-            found = resolve(callee)
+            found = resolve(callee, path)
             if found:
-                uses.setdefault(found[0], []).append(use)
-    answers = {}
-    for result in results.values():
+                uses.setdefault((found[0], found[1]), []).append(use)
+    answers: Dict[str, dict] = {}
+    for path, result in results.items():
         for kind, name in map(tuple, result.get("asked", [])):
             if kind == "summary":
-                found = resolve(name)
+                found = resolve(name, path)
                 if found:
-                    answers[(kind, name)] = found[1]
-            elif kind == "uses" and name in uses:
-                answers[(kind, name)] = uses[name]
+                    answers.setdefault(path, {})[(kind, name)] = found[2]
+            elif kind == "uses" and (path, name) in uses:
+                answers.setdefault(path, {})[(kind, name)] = uses[(path, name)]
     return answers
 
 

@@ -171,8 +171,9 @@ def builder_uses(fn: FunctionFacts) -> Iterator[tuple]:
     bound = {}
     for name, values in fn.assignments.items():
         for value in values:
-            if isinstance(value, ast.Call):
+            while isinstance(value, ast.Call):  # build_model(...).to(device).cuda()
                 bound[id(value)] = name
+                value = value.func.value if isinstance(value.func, ast.Attribute) else None
     for event in fn.own_events:
         if event.kind != Kind.CALL or not _DEFAULT_BUILDER.match(last_part(event.target)):
             continue
