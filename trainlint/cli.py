@@ -55,8 +55,10 @@ def check(paths, output_format, select, extend_select, ignore, fail_on, exclude,
         else:
             start = stdin_filename if "-" in paths and stdin_filename else paths[0]
             config = load(config_path or find_pyproject(start if start != "-" else "."))
+        # a selection on the command line replaces the file's selection, its ignores included
+        cli_ignore = _split(ignore) or ([] if select else None)
         config = with_overrides(
-            config, select=_split(select), ignore=_split(ignore), extend_select=_split(extend_select), fail_on=fail_on,
+            config, select=_split(select), ignore=cli_ignore, extend_select=_split(extend_select), fail_on=fail_on,
             exclude=_split(exclude), extend_exclude=_split(extend_exclude),
         )
         stdin = None

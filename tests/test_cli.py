@@ -1,0 +1,239 @@
+"""The command line as a user meets it: output contract, exit codes, bad input, config."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from trainlint.cli import cli
+
+BUGGY = """\
+for i, (x, y) in enumerate(loader):
+    optimizer.zero_grad()
+    loss = criterion(model(x), y) / accum
+    loss.backward()
+    if (i + 1) % accum == 0:
+        optimizer.step()
+"""
+
+
+def run(*args, input=None):
+    result = CliRunner().invoke(cli, list(args), input=input)
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRAINLINT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_json_contract(project):
+    write(project / "src" / "train.py", BUGGY)
+    code, output = run("check", "src", "--format", "json")
+    assert code == 1
+    [finding] = json.loads(output)
+    assert finding == {
+        "code": "TL201", "name": "zero-grad-every-micro-batch", "severity": "error",
+        "message": finding["message"], "path": os.path.join("src", "train.py"), "line": 2, "column": 5,
+        "end_line": 2, "end_column": 26, "fix": None,
+    }
+    assert "line 6" in finding["message"] and "(i + 1) % accum == 0" in finding["message"]
+
+
+def test_text_output_and_clean_exit(project):
+    write(project / "bad.py", BUGGY)
+    write(project / "good.py", "print('hello')\n")
+    code, output = run("check", "bad.py")
+    assert code == 1
+    assert output.startswith("bad.py:2:5: TL201 ")
+    assert output.rstrip().endswith("Found 1 finding (1 error).")
+    assert run("check", "good.py") == (0, "All checks passed!\n")
+
+
+def test_unparsable_file_is_reported_and_others_still_linted(project):
+    write(project / "pkg" / "broken.py", "def f(:\n    loss.backward()\n")
+    write(project / "pkg" / "py2.py", "print 'hello'\nloss.backward()\n")
+    (project / "pkg" / "blob.py").write_bytes(b"\x00\x01backward")
+    write(project / "pkg" / "train.py", BUGGY)
+    code, output = run("check", "pkg", "--format", "json")
+    findings = {(os.path.basename(f["path"]), f["code"]) for f in json.loads(output)}
+    assert findings == {("broken.py", "TL000"), ("py2.py", "TL000"), ("blob.py", "TL000"), ("train.py", "TL201")}
+    assert code == 1
+
+
+def test_missing_path_is_tl000_not_a_crash(project):
+    code, output = run("check", "nope.py", "--format", "json")
+    [finding] = json.loads(output)
+    assert (code, finding["code"], finding["path"]) == (1, "TL000", "nope.py")
+
+
+def test_latin1_file_with_coding_cookie(project):
+    (project / "enc.py").write_bytes("# -*- coding: latin-1 -*-\n# caf\xe9\n".encode("latin-1") + BUGGY.encode())
+    code, output = run("check", "enc.py", "--format", "json")
+    assert [f["line"] for f in json.loads(output)] == [4]
+
+
+def test_symlink_loop_does_not_hang(project):
+    write(project / "d" / "train.py", BUGGY)
+    os.symlink(project / "d", project / "d" / "loop")
+    code, output = run("check", "d", "--format", "json")
+    assert [f["code"] for f in json.loads(output)] == ["TL201"]
+
+
+def test_stdin(project):
+    code, output = run("check", "-", "--stdin-filename", "nb/train.py", "--format", "json", input=BUGGY)
+    [finding] = json.loads(output)
+    assert (code, finding["path"], finding["line"]) == (1, "nb/train.py", 2)
+
+
+def test_select_ignore_and_fail_on(project):
+    write(project / "bad.py", BUGGY)
+    assert run("check", "bad.py", "--ignore", "TL2")[0] == 0
+    assert run("check", "bad.py", "--select", "TL201")[0] == 1
+    assert run("check", "bad.py", "--select", "TL3,TL4")[0] == 0
+    assert run("check", "bad.py", "--fail-on", "error")[0] == 1
+    write(project / "warn.py", """\
+        def build_model():
+            return Net().eval()
+        """)
+    assert run("check", "warn.py")[0] == 1
+    assert run("check", "warn.py", "--fail-on", "error")[0] == 0
+
+
+def test_suppression_comments(project):
+    suppressed = BUGGY.replace("optimizer.zero_grad()", "optimizer.zero_grad()  # noqa: TL201")
+    write(project / "a.py", suppressed)
+    write(project / "b.py", BUGGY.replace("optimizer.zero_grad()", "optimizer.zero_grad()  # trainlint: ignore[TL201]"))
+    write(project / "c.py", BUGGY.replace("optimizer.zero_grad()", "optimizer.zero_grad()  # noqa"))
+    write(project / "d.py", BUGGY.replace("optimizer.zero_grad()", "optimizer.zero_grad()  # noqa: TL401"))
+    code, output = run("check", ".", "--format", "json")
+    assert [f["path"] for f in json.loads(output)] == [os.path.join(".", "d.py")]
+
+
+def test_config_file(project):
+    write(project / "pyproject.toml", """\
+        [tool.trainlint]
+        ignore = ["TL201"]
+        per-file-ignores = {"legacy/*" = ["TL4"]}
+        severity = {TL402 = "info"}
+        """)
+    write(project / "train.py", BUGGY)
+    assert run("check", "train.py") == (0, "All checks passed!\n")
+    assert run("check", "train.py", "--select", "TL201")[0] == 1  # flags override the file
+
+
+@pytest.mark.parametrize("table, message", [
+    ('colour = "red"', "unknown key 'colour'"),
+    ('fail-on = "fatal"', "'fail-on' must be one of"),
+    ('select = ["TL999"]', "unknown rule code or prefix 'TL999'"),
+    ('select = "TL201"', "'select' must be a list of strings"),
+])
+def test_bad_config_is_one_clear_line(project, table, message):
+    write(project / "pyproject.toml", f"[tool.trainlint]\n{table}\n")
+    write(project / "train.py", BUGGY)
+    code, output = run("check", "train.py")
+    assert code == 2
+    assert message in output and "Traceback" not in output
+
+
+def test_usage_errors_exit_2(project):
+    assert run("check", "--format", "xml")[0] == 2
+    assert run("check", "--select", "TL999")[0] == 2
+    assert run("explain", "TL999")[0] == 2
+
+
+def test_rules_and_explain():
+    code, output = run("rules")
+    assert code == 0
+    assert output.splitlines()[0].split()[:3] == ["TL101", "builder-returns-eval-model", "warning"]
+    code, output = run("explain", "tl301")
+    assert code == 0 and "Example (flagged):" in output and "Use instead:" in output
+
+
+def test_cache_gives_same_findings(project):
+    write(project / "train.py", BUGGY)
+    first = run("check", ".", "--format", "json")
+    entries = sum(len(files) for _, _, files in os.walk(project / "cache"))
+    assert entries >= 2  # one result plus the cache's .gitignore
+    assert run("check", ".", "--format", "json") == first
+    write(project / "train.py", BUGGY.replace("optimizer.step()", "optimizer.step()\n        optimizer.zero_grad()")
+          .replace("    optimizer.zero_grad()\n    loss", "    loss"))
+    assert run("check", ".", "--format", "json")[0] == 0  # content changed: not served from cache
+
+
+def test_parallel_matches_serial(project):
+    for i in range(12):
+        write(project / f"m{i}.py", BUGGY if i % 3 == 0 else "x = 1\nloss.backward()\n")
+    serial = run("check", ".", "--no-cache", "--jobs", "1", "--format", "json")
+    parallel = run("check", ".", "--no-cache", "--jobs", "2", "--format", "json")
+    assert serial == parallel and len(json.loads(serial[1])) == 4
+
+
+def test_cross_file_builder_is_an_error(project):
+    write(project / "app" / "models.py", """\
+        def build_model():
+            model = Net()
+            return model.eval()
+        """)
+    write(project / "app" / "train.py", """\
+        from models import build_model
+
+        def main():
+            model = build_model()
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            for x, y in loader:
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+        """)
+    [finding] = json.loads(run("check", "app", "--format", "json")[1])
+    assert (finding["code"], finding["severity"], finding["line"]) == ("TL101", "error", 3)
+    assert finding["fix"]["safe"] is True and finding["fix"]["edits"][0]["content"] == "model"
+    [alone] = json.loads(run("check", "app/models.py", "--format", "json")[1])
+    assert alone["severity"] == "warning"  # one file alone: the weaker per-file fact
+
+
+def test_cross_file_validation_helper(project):
+    write(project / "engine.py", """\
+        def evaluate(net, loader):
+            net.eval()
+            return sum(net(x).sum().item() for x in loader)
+        """)
+    write(project / "train.py", """\
+        from engine import evaluate
+
+        model.train()
+        for epoch in range(10):
+            for x, y in loader:
+                optimizer.zero_grad()
+                F.mse_loss(model(x), y).backward()
+                optimizer.step()
+            evaluate(model, val_loader)
+        """)
+    findings = json.loads(run("check", ".", "--format", "json")[1])
+    assert [(f["code"], f["line"]) for f in findings] == [("TL102", 9)]
+
+
+def test_check_never_imports_torch(project):
+    write(project / "train.py", BUGGY)
+    probe = ("import sys\nfrom trainlint.cli import main\nsys.argv = ['trainlint', 'check', 'train.py', '--no-cache']\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'\n"
+             "assert 'libcst' not in sys.modules, 'libcst imported'\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_python_dash_m_and_version():
+    result = subprocess.run([sys.executable, "-m", "trainlint", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("trainlint, version ")
