@@ -58,6 +58,15 @@ class ZeroGradEveryMicroBatch(Rule):
             scaler.update()
         """,
         """
+        class Model(pl.LightningModule):
+            def training_step(self, batch, batch_idx):
+                opt = self.optimizers()
+                opt.zero_grad()  # <-
+                self.manual_backward(self.compute_loss(batch) / 4)
+                if (batch_idx + 1) % 4 == 0:
+                    opt.step()
+        """,
+        """
         for i, batch in enumerate(loader):
             for p in model.parameters():  # <-
                 p.grad = None

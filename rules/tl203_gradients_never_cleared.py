@@ -2,7 +2,7 @@ import ast
 
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind
-from trainlint.semantics.queries import clears_gradients_of, functions, loop_passes_away
+from trainlint.semantics.queries import functions, loop_passes_away, may_clear_gradients_of
 
 
 class GradientsNeverCleared(Rule):
@@ -95,7 +95,7 @@ class GradientsNeverCleared(Rule):
                     continue  # step(closure): the closure clears
                 if not any(b.in_loop(loop) for b in fn.events_of(Kind.BACKWARD)):
                     continue
-                if any(z.in_loop(loop) and clears_gradients_of(fn, z, step) for z in zeros):
+                if any(z.in_loop(loop) and may_clear_gradients_of(fn, z, step) for z in zeros):
                     continue
                 if loop_passes_away(fn, loop, step.target):
                     continue

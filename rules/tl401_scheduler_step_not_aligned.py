@@ -8,7 +8,8 @@ class SchedulerStepNotAligned(Rule):
     What it does: finds `scheduler.step()` (or an EMA update) that does not run under the same
     guard as `optimizer.step()` in the same loop: on every micro-batch while the optimizer steps
     every k; only inside a debug/first-iteration branch; in the branch where the optimizer step is
-    skipped; or before `optimizer.step()` in the same iteration.
+    skipped; or (an argument-less `scheduler.step()`) before `optimizer.step()` in the same
+    iteration.
 
     Why it is bad: the schedule advances k times too fast (warm-up ends early, cosine decay reaches
     zero a fraction of the way through training), or not at all, and the EMA averages weights that
@@ -152,7 +153,8 @@ class SchedulerStepNotAligned(Rule):
                     f"runs every iteration")
         if exclusive(event, step):
             return f"{what} runs in the branch where optimizer.step() at line {step.line} is skipped"
-        if event.order < step.order and not event.guards_within(loop) and not step.guards_within(loop):
+        if event.kind == Kind.SCHED_STEP and not event.origin.args and not event.origin.keywords \
+                and event.order < step.order and not event.guards_within(loop) and not step.guards_within(loop):
             return (f"{what} runs before optimizer.step() at line {step.line} in the same iteration: "
                     f"the first value of the schedule is skipped")
         return None

@@ -22,6 +22,7 @@ _EVENT_METHODS = {
 }
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _TRY = (ast.Try, getattr(ast, "TryStar", ast.Try))
+_PER_BATCH_HOOKS = {"training_step"}  # Lightning (manual optimisation lives here)
 
 
 def build_file_facts(tree: ast.Module, path: str, module_name: str, package: str, hints, index) -> FileFacts:
@@ -211,7 +212,14 @@ class _Walker:
                            params, self.facts)
         self.facts.functions.append(fn)
         self.facts.by_node[id(node)] = fn
-        _Walker(self.facts, fn, self.pending).run(node.body)
+        walker = _Walker(self.facts, fn, self.pending)
+        if node.name in _PER_BATCH_HOOKS:
+            # the framework calls it once per batch: its body is one iteration of an unseen loop
+            loop = Loop(node, None, assigned=set(params))
+            fn.loops.append(loop)
+            walker.block(node.body, (loop,))
+        else:
+            walker.run(node.body)
 
     def define_class(self, node: ast.ClassDef) -> None:
         self.facts.class_bases[node.name] = [self.facts.qualify(dotted(b) or "") for b in node.bases]

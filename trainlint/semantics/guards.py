@@ -81,7 +81,7 @@ def _combine(test: ast.BoolOp, parts) -> Tuple[str, bool]:
     # `and`: the most specific varying part decides, the loop-invariant parts only narrow it
     if any(k == GuardKind.DEBUG and s for k, s in parts):
         return GuardKind.DEBUG, True
-    varying = [(k, s) for k, s in parts if k != GuardKind.INVARIANT]
+    varying = [(k, s) for k, s in parts if k != GuardKind.INVARIANT and (k, s) != (GuardKind.DEBUG, False)]
     if not varying:
         return GuardKind.INVARIANT, True
     if len(varying) == 1 and varying[0][1]:

@@ -57,6 +57,13 @@ def clears_gradients_of(fn: FunctionFacts, zero: Event, step: Event) -> bool:
     return any(n == zero.target or n.startswith(zero.target + ".") for n in updated)
 
 
+def may_clear_gradients_of(fn: FunctionFacts, zero: Event, step: Event) -> bool:
+    """The lenient reading: only a zero_grad of another optimizer surely misses ``step``'s
+    parameters (``model.zero_grad()`` may clear them even when the optimizer was built from a
+    parameter list trainlint cannot trace)."""
+    return zero.target == step.target or role_of(fn, zero.target) != Role.OPTIMIZER
+
+
 def optimizer_modules(fn: FunctionFacts) -> Optional[set]:
     """Names of modules whose parameters an optimizer built in sight updates; None if unknown."""
     modules = set()
@@ -251,6 +258,20 @@ def _evidence(fn: FunctionFacts, expr: ast.AST, depth: int = 0) -> Optional[str]
     if words & {"epoch", "epochs"}:
         return "epoch"
     return None
+
+
+def passes(call_event: Event, name: str) -> bool:
+    """Whether an (unresolved) call gets ``name``, or the object it belongs to, as an argument or
+    receiver: ``train(model, ...)``, ``self.run_epoch()`` for ``self.model``."""
+    call = call_event.detail["call"]
+    head = name.split(".")[0]
+    if call_event.target.split(".")[0] == head:
+        return True
+    for arg in list(call.args) + [k.value for k in call.keywords]:
+        passed = dotted(arg)
+        if passed and (passed == name or name.startswith(passed + ".") or passed.startswith(name + ".")):
+            return True
+    return False
 
 
 def loop_passes_away(fn: FunctionFacts, loop: Loop, optimizer: Optional[str]) -> bool:
