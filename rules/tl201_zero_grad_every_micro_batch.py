@@ -145,6 +145,23 @@ class ZeroGradEveryMicroBatch(Rule):
                 optimizer.step()
         """,
         """
+        class GradAccumOptimizer:
+            def __init__(self, optimizer, every):
+                self.optimizer, self.every, self.calls = optimizer, every, 0
+
+            def zero_grad(self):
+                self.calls += 1
+                if self.calls % self.every == 0:
+                    self.optimizer.zero_grad()
+
+        optimizer = GradAccumOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), 4)
+        for i, batch in enumerate(loader):
+            optimizer.zero_grad()
+            model(batch).backward()
+            if (i + 1) % 4 == 0:
+                optimizer.step()
+        """,
+        """
         for ni, (imgs, targets) in enumerate(loader):
             loss = model(imgs, targets)
             scaler.scale(loss).backward()

@@ -9,7 +9,7 @@ from typing import List, Optional, Tuple
 from .model import (
     Event, FileFacts, FunctionFacts, Guard, Kind, Loop, Unpacked, WithBlock,
 )
-from .roles import Role, role_of
+from .roles import Role, constructor_of, role_of
 from .syntax import (
     assigned_names, calls_in, dotted, last_part, root_name, terminates,
 )
@@ -305,6 +305,11 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
             return [event(Kind.BACKWARD, root_name(call.args[0]), {"loss": call.args[0], "framework": "lightning"})]
         if method in ("eval", "train", "requires_grad_"):
             return _mode(call, method, receiver, event)
+        own_method = _method_of_local_class(fn, name, method)
+        if own_method is not None:
+            # an accumulation wrapper defined here (`GradAccumOptimizer(opt, 4).zero_grad()`): what
+            # its method does is what happens, guards included
+            return [event(Kind.CALL, own_method, {"call": call, "bound": True})]
         if method == "zero_grad":
             return [] if role_of(fn, name) == Role.ENGINE else [event(Kind.ZERO_GRAD, name or root_name(receiver))]
         if method == "update_params":
@@ -335,7 +340,7 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
         return []
     if fn.file.local_function(name, fn) is None and not _may_reach_linted_code(fn.file, name):
         return []
-    return [event(Kind.CALL, name, {"call": call})]
+    return [event(Kind.CALL, name, {"call": call, "bound": name.startswith("self.")})]
 
 
 _LIBRARIES = {
@@ -351,6 +356,18 @@ def _may_reach_linted_code(facts: FileFacts, name: str) -> bool:
     head = name.split(".")[0]
     qualified = facts.imports.get(head)
     return qualified is not None and qualified.split(".")[0] not in _LIBRARIES
+
+
+def _method_of_local_class(fn: FunctionFacts, receiver: Optional[str], method: str) -> Optional[str]:
+    """``Class.method`` when ``receiver`` was built by a class defined in this file that defines
+    ``method`` itself."""
+    if receiver is None or method not in ("step", "zero_grad", "update"):
+        return None
+    constructed = constructor_of(fn, receiver)
+    if constructed is None or constructed.element is not None:
+        return None
+    qualname = f"{constructed.callee}.{method}"
+    return qualname if qualname in fn.file.methods else None
 
 
 def _backward(fn, call, receiver, name, event) -> List[Event]:

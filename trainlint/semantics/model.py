@@ -241,6 +241,7 @@ class FileFacts:
     index: object  # the project index: summaries of functions in other files
     role_cache: Dict = field(default_factory=dict)
     _functions_named: Optional[Dict[str, List[FunctionFacts]]] = None
+    _methods: Optional[Dict[str, FunctionFacts]] = None
 
     def qualify(self, name: str) -> str:
         """Resolve the first component of a dotted name through imports."""
@@ -260,10 +261,9 @@ class FileFacts:
         ``self.method``, a closure of the caller or of an enclosing function, or a module-level
         function."""
         if name.startswith("self.") and name.count(".") == 1 and caller.class_name is not None:
-            wanted = f"{caller.class_name}.{name[5:]}"
-            return next((fn for fn in self.functions if fn.qualname == wanted), None)
+            return self.methods.get(f"{caller.class_name}.{name[5:]}")
         if "." in name:
-            return None
+            return self.methods.get(name)
         candidates = self.functions_named.get(name, ())
         if not candidates:
             return None
@@ -274,6 +274,13 @@ class FileFacts:
                     return fn
             scope = scope.parent
         return next((fn for fn in candidates if fn.parent is None and fn.class_name is None), None)
+
+    @property
+    def methods(self) -> Dict[str, FunctionFacts]:
+        """Methods by ``Class.method``."""
+        if self._methods is None:
+            self._methods = {fn.qualname: fn for fn in self.functions if fn.class_name and fn.parent is None}
+        return self._methods
 
     @property
     def functions_named(self) -> Dict[str, List[FunctionFacts]]:

@@ -47,7 +47,7 @@ def expand_events(fn: FunctionFacts, depth: int = 0, active: tuple = ()) -> List
             if callee in active or depth >= MAX_DEPTH or callee is fn:
                 events.append(event)
                 continue
-            arguments = _arguments(callee, event.detail["call"], event.target)
+            arguments = _arguments(callee, event.detail["call"], event.detail.get("bound", False))
             inner = expand_events(callee, depth + 1, active + (fn,))
             events.extend(_splice(event, e, arguments, fn) for e in inner)
             continue
@@ -59,9 +59,10 @@ def expand_events(fn: FunctionFacts, depth: int = 0, active: tuple = ()) -> List
     return events
 
 
-def _arguments(callee: FunctionFacts, call: ast.Call, called_as: str) -> Dict[str, ast.expr]:
+def _arguments(callee: FunctionFacts, call: ast.Call, bound: bool) -> Dict[str, ast.expr]:
+    """Parameter -> argument expression; ``bound`` calls (``self.f()``, ``obj.f()``) skip ``self``."""
     params = list(callee.params)
-    if callee.class_name is not None and called_as.startswith("self.") and params[:1] == ["self"]:
+    if bound and params[:1] == ["self"]:
         params = params[1:]
     bound = {}
     for param, arg in zip(params, call.args):
