@@ -11,7 +11,9 @@ EXPECTED = {
     ("video_classification", "model_builder.py", "TL101", "error"),
     ("regression_pipeline", "train.py", "TL301", "error"),
     ("regression_pipeline", "train.py", "TL401", "error"),
+    ("regression_pipeline", "train.py", "TL207", "info"),
     ("contrastive_regions", "train.py", "TL201", "error"),
+    ("multitask_famo", "train.py", "TL208", "error"),
 }
 
 

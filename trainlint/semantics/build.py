@@ -9,7 +9,7 @@ from typing import List, Optional, Tuple
 from .model import (
     Event, FileFacts, FunctionFacts, Guard, Kind, Loop, Unpacked, WithBlock,
 )
-from .roles import Role, constructor_of, role_of
+from .roles import Role, constructor_of, role_of, role_of_constructor
 from .syntax import (
     assigned_names, calls_in, dotted, last_part, root_name, terminates,
 )
@@ -18,8 +18,10 @@ from .syntax import (
 # function with a summary (a local helper or an import from the linted tree).
 _EVENT_METHODS = {
     "backward", "manual_backward", "step", "step_update", "zero_grad", "eval", "train",
-    "requires_grad_", "update", "update_parameters", "update_params",
+    "requires_grad_", "update", "update_parameters", "update_params", "unscale_", "half", "set_epoch",
+    "clip_grad_norm_", "clip_grad_value_", "append",
 }
+_CLIPS = {"clip_grad_norm_", "clip_grad_value_", "clip_grad_norm", "clip_gradients"}
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _TRY = (ast.Try, getattr(ast, "TryStar", ast.Try))
 _PER_BATCH_HOOKS = {"training_step"}  # Lightning (manual optimisation lives here)
@@ -135,9 +137,13 @@ class _Walker:
             self.mark_assigned(stmt.target, frames)
             if isinstance(stmt.op, (ast.Div, ast.Mult)) and dotted(stmt.target) is not None:
                 self.emit(Kind.RESCALE, dotted(stmt.target), stmt, frames, {"factor": stmt.value})
+            elif isinstance(stmt.op, ast.Add) and dotted(stmt.target) is not None:
+                self.emit(Kind.ACCUMULATE, dotted(stmt.target), stmt, frames, {"value": stmt.value})
         elif isinstance(stmt, ast.Return):
             self.fn.returns.append(stmt)
             self.fn.return_orders[id(stmt)] = self.next_order()
+        if isinstance(stmt, (ast.Continue, ast.Break, ast.Return)) and self.loops_of(frames):
+            self.emit(Kind.SKIP, None, stmt, frames, {})
         self.scan(stmt, frames)
 
     def scan(self, node: ast.AST, frames: tuple) -> None:
@@ -263,7 +269,20 @@ def _with_kind(facts: FileFacts, expr: ast.AST) -> str:
         return "no-grad"
     if leaf == "optim_context":
         return "framework"
+    if leaf == "autocast":
+        return "autocast-fp16" if _autocasts_to_fp16(facts, name, expr) else "autocast"
     return "other"
+
+
+def _autocasts_to_fp16(facts: FileFacts, name: str, call: ast.Call) -> bool:
+    """``autocast(dtype=torch.float16)``, and the CUDA autocasts whose default dtype is fp16."""
+    dtype = next((k.value for k in call.keywords if k.arg == "dtype"), None)
+    if dtype is not None:
+        return facts.qualify(dotted(dtype) or "") in ("torch.float16", "torch.half")
+    if name.startswith("torch.cuda.amp"):
+        return True
+    device = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "device_type"), None)
+    return isinstance(device, ast.Constant) and device.value == "cuda"
 
 
 def _clears_gradients(loop: ast.AST) -> Optional[str]:
@@ -312,6 +331,14 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
             return [event(Kind.CALL, own_method, {"call": call, "bound": True})]
         if method == "zero_grad":
             return [] if role_of(fn, name) == Role.ENGINE else [event(Kind.ZERO_GRAD, name or root_name(receiver))]
+        if method in _CLIPS:
+            return [] if role_of(fn, name) == Role.ACCELERATOR else [event(Kind.CLIP, name)]
+        if method == "half" and not call.args:
+            return [event(Kind.HALF, dotted(receiver) or root_name(receiver))]
+        if method == "set_epoch":
+            return [event(Kind.SET_EPOCH, name)]
+        if method == "append" and len(call.args) == 1:
+            return [event(Kind.ACCUMULATE, name, {"value": call.args[0]})] if name else []
         if method == "update_params":
             return [event(Kind.FRAMEWORK_STEP, name, {"framework": "mmengine"})]
         role = role_of(fn, name)
@@ -329,11 +356,21 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
             return []
         if method == "step_update" and role == Role.SCHEDULER:
             return [event(Kind.SCHED_STEP, name)]
+        if role == Role.SCALER and method == "unscale_":
+            return [event(Kind.UNSCALE, dotted(call.args[0]) if call.args else None, {"scaler": name})]
+        if role == Role.SCALER and method == "update":
+            return [event(Kind.SCALER_UPDATE, name)]
         if method in ("update", "update_parameters") and role == Role.EMA and call.args:
             return [event(Kind.EMA_UPDATE, name)]
     name = dotted(func)
     if name is None:
         return []
+    if last_part(name) in _CLIPS:  # torch.nn.utils.clip_grad_norm_(params, 1.0)
+        return [event(Kind.CLIP, None)]
+    qualified = fn.file.qualify(name)
+    built = "sampler" if last_part(qualified) == "DistributedSampler" else role_of_constructor(qualified)
+    if built in (Role.OPTIMIZER, Role.SCHEDULER, Role.SCALER, "sampler"):
+        return [event(Kind.CONSTRUCT, qualified, {"role": built, "call": call})]
     if "scaler" in name.lower() and role_of(fn, name) == Role.LOSS_SCALER and len(call.args) >= 2:
         return _loss_scaler(fn, call, frames, event)
     if isinstance(func, ast.Attribute) and func.attr in _EVENT_METHODS:

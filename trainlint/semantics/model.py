@@ -22,6 +22,14 @@ class Kind:
     MODE = "mode"  # detail["mode"]: "train" | "eval" | None (restored / unknown)
     FREEZE = "freeze"  # x.requires_grad_(False)
     RESCALE = "loss-rescale"
+    UNSCALE = "unscale"  # scaler.unscale_(optimizer)
+    SCALER_UPDATE = "scaler-update"  # scaler.update()
+    CLIP = "clip-grad"  # clip_grad_norm_ / clip_grad_value_
+    SKIP = "skip"  # continue / break / return inside a loop: the rest of the iteration does not run
+    HALF = "half"  # x.half(): fp16 weights
+    SET_EPOCH = "set-epoch"  # sampler.set_epoch(epoch)
+    CONSTRUCT = "construct"  # an optimizer, scheduler, grad scaler or distributed sampler is built
+    ACCUMULATE = "accumulate"  # total += value, items.append(value): detail["value"]
     CALL = "call"  # call of a function that may have a summary
     FRAMEWORK_STEP = "framework-step"  # DeepSpeed engine.step, mmengine update_params: owns its bookkeeping
 

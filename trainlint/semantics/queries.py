@@ -27,6 +27,27 @@ def boundary_guards(event: Event, loop: Loop) -> List[Guard]:
     return [g for g in event.guards_within(loop) if g.kind in (GuardKind.BOUNDARY, GuardKind.EPOCH_END) and g.holds]
 
 
+def modulus_counter(guard: Guard) -> Optional[str]:
+    """``i`` for a boundary test ``(i + 1) % k == 0``; None for other forms."""
+    test = guard.test
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test = test.operand
+    if isinstance(test, ast.Compare):
+        test = test.left
+    if isinstance(test, ast.BinOp) and isinstance(test.op, ast.Mod):
+        counter = test.left
+        while isinstance(counter, ast.BinOp) and isinstance(counter.op, (ast.Add, ast.Sub)):
+            counter = counter.left
+        return dotted(counter)
+    return None
+
+
+def loop_targets(loop: Loop) -> set:
+    """Names bound by the loop statement itself (``for i, batch in enumerate(loader)``)."""
+    target = getattr(loop.node, "target", None)
+    return set(names_in(target)) if target is not None else set()
+
+
 def describe(guard: Guard) -> str:
     test = text(guard.test)
     return test if guard.positive else f"not ({test})"

@@ -1,0 +1,88 @@
+from trainlint.rule import Report, Rule
+from trainlint.semantics import Kind, exclusive
+from trainlint.semantics.queries import functions
+
+
+class ClipWithoutUnscale(Rule):
+    """
+    What it does: finds gradient clipping between `scaler.scale(loss).backward()` and
+    `scaler.step(optimizer)` with no `scaler.unscale_(optimizer)` before it.
+
+    Why it is bad: the gradients are still multiplied by the loss scale (~65536), so
+    `clip_grad_norm_(params, 1.0)` clips against a threshold 65536 times too small: every step is
+    clipped to a tiny norm and the model barely moves, while the logged loss looks merely slow.
+
+    Not flagged: clipping after `scaler.unscale_(optimizer)`, and `accelerator.clip_grad_norm_`
+    (accelerate unscales first).
+
+    Fix: call `scaler.unscale_(optimizer)` right before clipping.
+    """
+
+    code = "TL502"
+    name = "clip-without-unscale"
+    severity = "error"
+    summary = "gradient clipping on scaled gradients (no scaler.unscale_ before it)"
+    triggers = ("clip_grad",)
+
+    INVALID = [
+        """
+        for x, y in loader:
+            optimizer.zero_grad()
+            with torch.autocast("cuda"):
+                loss = criterion(model(x), y)
+            scaler.scale(loss).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)  # <-
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+    ]
+    VALID = [
+        """
+        for x, y in loader:
+            optimizer.zero_grad()
+            with torch.autocast("cuda"):
+                loss = criterion(model(x), y)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+            scaler.step(optimizer)
+            scaler.update()
+        """,
+        """
+        for batch in loader:
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                optimizer.zero_grad()
+        """,
+        """
+        for x, y in loader:
+            loss = criterion(model(x), y)
+            loss.backward()
+            clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad()
+        """,
+    ]
+
+    def check(self, facts):
+        for fn in functions(facts):
+            scaled = [b for b in fn.events_of(Kind.BACKWARD) if b.detail.get("scaled")]
+            steps = [s for s in fn.events_of(Kind.OPT_STEP) if s.detail.get("scaled")]
+            unscales = fn.events_of(Kind.UNSCALE)
+            for clip in fn.events_of(Kind.CLIP):
+                loop = clip.innermost_loop
+                if loop is not None and not fn.owns(loop):
+                    continue
+                backward = [b for b in scaled if b.order < clip.order and not exclusive(b, clip)
+                            and (loop is None or b.in_loop(loop))]
+                step = [s for s in steps if s.order > clip.order and not exclusive(s, clip)]
+                if not backward or not step:
+                    continue
+                if any(backward[-1].order < u.order < clip.order and not exclusive(u, clip) for u in unscales):
+                    continue
+                yield Report(clip.node, f"this clips gradients that are still scaled by the GradScaler (backward() "
+                                        f"at line {backward[-1].line}): call scaler.unscale_(optimizer) first")
