@@ -1,15 +1,16 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import GuardKind, Kind
 from trainlint.semantics.queries import (
-    backward_events_in, boundary_guards, describe, functions, loop_targets, may_clear_gradients_of, modulus_counter,
+    backward_events_in, boundary_guards, describe, divided_by_accumulation, functions, loop_targets,
+    may_clear_gradients_of, modulus_counter,
 )
 
 
 class PartialAccumulationWindowLeaks(Rule):
     """
-    What it does: finds gradient accumulation that steps only when `(i + 1) % k == 0`, where `i`
-    restarts every epoch, with no step for the last `len(loader) % k` micro-batches and gradients
-    cleared only after a step.
+    What it does: finds gradient accumulation that divides the loss by k and steps only when
+    `(i + 1) % k == 0`, where `i` restarts every epoch, with no step for the last
+    `len(loader) % k` micro-batches and gradients cleared only after a step.
 
     Why it is bad: when the number of batches is not a multiple of k, the last micro-batches of an
     epoch are backpropagated but never applied; their gradients stay in `.grad` and are added to
@@ -17,7 +18,9 @@ class PartialAccumulationWindowLeaks(Rule):
     silently changes the effective batch and the loss scale at every epoch boundary.
 
     Not flagged: boundaries that also fire on the last batch (`or (i + 1) == len(loader)`), a
-    `zero_grad()` at the start of each epoch or window, counters that do not restart per epoch.
+    `zero_grad()` at the start of each epoch or window, counters that do not restart per epoch,
+    and losses normalised by something other than k (token counts carried along with the
+    gradients keep a longer window consistent).
 
     Fix: also step on the last batch: `if (i + 1) % k == 0 or (i + 1) == len(loader):`.
     """
@@ -85,8 +88,9 @@ class PartialAccumulationWindowLeaks(Rule):
                 guard = boundary[0]
                 if modulus_counter(guard) not in loop_targets(loop):
                     continue  # a counter that keeps running across epochs: windows straddle them
-                if not any(not b.has_guard(guard) for b in backward_events_in(fn, loop)):
-                    continue
+                accumulated = [b for b in backward_events_in(fn, loop) if not b.has_guard(guard)]
+                if not any(divided_by_accumulation(fn, b) for b in accumulated):
+                    continue  # normalised otherwise (by token count...): a longer window stays consistent
                 clearing = [z for z in zeros if z.in_loop(loop.parent) and may_clear_gradients_of(fn, z, step)]
                 if clearing and all(z.has_guard(guard) and z.order > step.order for z in clearing):
                     yield Report(guard.test, f"optimizer.step() at line {step.line} runs only when "

@@ -12,6 +12,7 @@ EXPECTED = {
     ("regression_pipeline", "train.py", "TL301", "error"),
     ("regression_pipeline", "train.py", "TL401", "error"),
     ("regression_pipeline", "train.py", "TL207", "info"),
+    ("regression_pipeline", "train.py", "TL204", "error"),
     ("contrastive_regions", "train.py", "TL201", "error"),
     ("multitask_famo", "train.py", "TL208", "error"),
 }

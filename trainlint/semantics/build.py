@@ -21,6 +21,7 @@ _EVENT_METHODS = {
     "requires_grad_", "update", "update_parameters", "update_params", "unscale_", "half", "set_epoch",
     "clip_grad_norm_", "clip_grad_value_", "append",
 }
+_MOVES = {"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "long", "int", "bool"}
 _CLIPS = {"clip_grad_norm_", "clip_grad_value_", "clip_grad_norm", "clip_gradients"}
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _TRY = (ast.Try, getattr(ast, "TryStar", ast.Try))
@@ -135,10 +136,15 @@ class _Walker:
             self.bind(stmt.target, stmt.value, frames)
         elif isinstance(stmt, ast.AugAssign):
             self.mark_assigned(stmt.target, frames)
+            for name in assigned_names(stmt.target):  # the statement itself stands for the new value
+                self.fn.assignments.setdefault(name, []).append(stmt)
             if isinstance(stmt.op, (ast.Div, ast.Mult)) and dotted(stmt.target) is not None:
                 self.emit(Kind.RESCALE, dotted(stmt.target), stmt, frames, {"factor": stmt.value})
             elif isinstance(stmt.op, ast.Add) and dotted(stmt.target) is not None:
                 self.emit(Kind.ACCUMULATE, dotted(stmt.target), stmt, frames, {"value": stmt.value})
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) \
+                and isinstance(stmt.value.func, ast.Attribute) and stmt.value.func.attr in _MOVES:
+            self.emit(Kind.DISCARDED_MOVE, dotted(stmt.value.func.value), stmt.value, frames, {})
         elif isinstance(stmt, ast.Return):
             self.fn.returns.append(stmt)
             self.fn.return_orders[id(stmt)] = self.next_order()
@@ -375,7 +381,8 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
         return _loss_scaler(fn, call, frames, event)
     if isinstance(func, ast.Attribute) and func.attr in _EVENT_METHODS:
         return []
-    if fn.file.local_function(name, fn) is None and not _may_reach_linted_code(fn.file, name):
+    if fn.file.local_function(name, fn) is None and not name.startswith("self.") \
+            and not _may_reach_linted_code(fn.file, name):
         return []
     return [event(Kind.CALL, name, {"call": call, "bound": name.startswith("self.")})]
 

@@ -30,6 +30,7 @@ class Kind:
     SET_EPOCH = "set-epoch"  # sampler.set_epoch(epoch)
     CONSTRUCT = "construct"  # an optimizer, scheduler, grad scaler or distributed sampler is built
     ACCUMULATE = "accumulate"  # total += value, items.append(value): detail["value"]
+    DISCARDED_MOVE = "discarded-move"  # `x.to(device)` as a statement: the result is thrown away
     CALL = "call"  # call of a function that may have a summary
     FRAMEWORK_STEP = "framework-step"  # DeepSpeed engine.step, mmengine update_params: owns its bookkeeping
 
@@ -159,6 +160,7 @@ class FunctionFacts:
     file: "FileFacts"
     own_events: List[Event] = field(default_factory=list)
     loops: List[Loop] = field(default_factory=list)
+    # name -> values bound to it, in order: expressions, Unpacked elements, or AugAssign statements
     assignments: Dict[str, List[ast.AST]] = field(default_factory=dict)
     returns: List[ast.Return] = field(default_factory=list)
     return_orders: Dict[int, Tuple[int, ...]] = field(default_factory=dict)

@@ -27,6 +27,34 @@ def boundary_guards(event: Event, loop: Loop) -> List[Guard]:
     return [g for g in event.guards_within(loop) if g.kind in (GuardKind.BOUNDARY, GuardKind.EPOCH_END) and g.holds]
 
 
+def divided_by_accumulation(fn: FunctionFacts, backward: Event) -> bool:
+    """Whether the loss given to ``backward`` was divided by the accumulation count
+    (``loss = criterion(...) / accum``, ``loss /= args.gradient_accumulation_steps``)."""
+    def divides(expr):
+        return isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div) and is_accumulation_count(expr.right)
+
+    loss = backward.detail.get("loss")
+    if loss is None:
+        return False
+    if divides(loss):
+        return True
+    name = dotted(loss)
+    if name is None:
+        return False
+    value = binding_before(fn, name, backward.line)
+    if divides(value) or isinstance(value, ast.AugAssign) and isinstance(value.op, ast.Div) and \
+            is_accumulation_count(value.value):
+        return True
+    return any(e.kind == Kind.RESCALE and e.target == name and e.order < backward.order and isinstance(
+        e.node, (ast.Assign, ast.AugAssign)) and _rescale_divides(e) for e in fn.events)
+
+
+def _rescale_divides(event: Event) -> bool:
+    node = event.node
+    op = node.op if isinstance(node, ast.AugAssign) else getattr(node.value, "op", None)
+    return isinstance(op, ast.Div) and is_accumulation_count(event.detail["factor"])
+
+
 def modulus_counter(guard: Guard) -> Optional[str]:
     """``i`` for a boundary test ``(i + 1) % k == 0``; None for other forms."""
     test = guard.test
@@ -313,3 +341,153 @@ def loop_passes_away(fn: FunctionFacts, loop: Loop, optimizer: Optional[str]) ->
             if passed and (passed in watched or passed == "self"):
                 return True
     return False
+
+
+# -- the loss value (TL204, TL303) -------------------------------------------------------------
+
+_DETACHING_METHODS = {"detach", "item", "numpy", "tolist"}
+_REBUILDERS = {"tensor", "as_tensor", "Tensor", "FloatTensor", "from_numpy", "Variable"}
+
+
+def binding_before(fn: FunctionFacts, name: str, line: int) -> Optional[ast.AST]:
+    """The value bound to ``name`` last before ``line`` in this function (textual order)."""
+    earlier = [v for v in fn.assignments.get(name, ()) if 0 < getattr(v, "lineno", 0) < line]
+    return max(earlier, key=lambda v: v.lineno) if earlier else None
+
+
+def outside_graph(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> Optional[ast.AST]:
+    """The node that rebuilt ``expr`` outside the autograd graph (``torch.tensor(loss.item(),
+    requires_grad=True)``, ``loss.detach()``, ``loss.data``), or None when gradient can flow."""
+    if isinstance(expr, ast.Call):
+        callee = fn.file.qualify(dotted(expr.func) or "")
+        if callee.startswith("torch") and last_part(callee) in _REBUILDERS or last_part(callee) == "Variable":
+            return expr
+        node = expr.func
+        while isinstance(node, ast.Attribute):
+            if node.attr in _DETACHING_METHODS:
+                return expr
+            node = node.value.func if isinstance(node.value, ast.Call) else node.value
+        return None
+    if isinstance(expr, ast.Attribute) and expr.attr == "data":
+        return expr
+    if isinstance(expr, ast.BinOp):  # outside the graph only if no operand carries it
+        parts = (expr.left, expr.right)
+        rebuilt = [outside_graph(fn, part, line, depth) for part in parts]
+        if all(r is not None or isinstance(p, ast.Constant) for r, p in zip(rebuilt, parts)):
+            return next((r for r in rebuilt if r is not None), None)
+        return None
+    name = dotted(expr)
+    if name is not None and "." not in name and depth < 3:
+        value = binding_before(fn, name, line)
+        if isinstance(value, ast.expr):
+            return outside_graph(fn, value, value.lineno, depth + 1)
+    return None
+
+
+def bound_outside(fn: FunctionFacts, name: str, loop: Loop) -> bool:
+    start, end = loop.node.lineno, getattr(loop.node, "end_lineno", loop.node.lineno)
+    return any(not start <= getattr(v, "lineno", start) <= end for v in fn.all_bindings(name))
+
+
+def reset_inside(fn: FunctionFacts, name: str, loop: Loop) -> bool:
+    """Whether ``name`` is re-bound (not just added to) somewhere in the body of ``loop``."""
+    start, end = loop.node.lineno, getattr(loop.node, "end_lineno", loop.node.lineno)
+    return any(start <= getattr(v, "lineno", 0) <= end and not isinstance(v, ast.AugAssign)
+               for v in fn.all_bindings(name))
+
+
+# -- tensors (TL702) ---------------------------------------------------------------------------
+
+_TENSOR_FACTORIES = {
+    "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "rand", "randn", "randint", "arange",
+    "linspace", "logspace", "eye", "stack", "cat", "zeros_like", "ones_like", "empty_like", "full_like",
+    "rand_like", "randn_like", "randint_like", "randperm", "where", "Tensor", "FloatTensor", "LongTensor",
+}
+_DATA_WORDS = {"loader", "dataloader", "dl", "batches", "data", "dataset", "iterator"}
+
+
+def is_known_tensor(fn: FunctionFacts, name: Optional[str]) -> bool:
+    """Whether ``name`` surely holds a tensor: built by a torch factory, or unpacked from the
+    batches of a data loader (``for x, y in loader``). Modules never qualify."""
+    if not name or "." in name:
+        return False
+    values = fn.all_bindings(name)
+    return bool(values) and all(_tensor_value(fn, v) for v in values)
+
+
+def _tensor_value(fn: FunctionFacts, value: ast.AST) -> bool:
+    if isinstance(value, ast.Call):
+        callee = fn.file.qualify(dotted(value.func) or "")
+        if callee.startswith("torch.") and callee.count(".") == 1 and last_part(callee) in _TENSOR_FACTORIES:
+            return True
+        if isinstance(value.func, ast.Attribute) and value.func.attr in ("to", "cuda", "float", "half", "long"):
+            return _tensor_value(fn, value.func.value) or is_known_tensor(fn, dotted(value.func.value))
+        return False
+    path = []
+    while isinstance(value, Unpacked):  # for i, (x, y) in enumerate(loader): x is [-1, 1, 0]
+        path.insert(0, value.index)
+        value = value.value
+    if len(path) < 2 or not isinstance(value, ast.expr):
+        return False
+    iterable = value
+    if isinstance(iterable, ast.Call) and dotted(iterable.func) == "enumerate" and iterable.args:
+        if path[1] != 1:
+            return False  # the counter
+        iterable, path = iterable.args[0], path[1:]
+        if len(path) < 2:
+            return False  # `for i, batch in enumerate(loader)`: batch may be a dict or an object
+    words = set()
+    for name in names_in(iterable):
+        words.update(name_words(name))
+    return bool(words & _DATA_WORDS) and not called_names(iterable) - {"iter", "tqdm", "enumerate"} - {""}
+
+
+# -- module definitions (TL601, TL602) --------------------------------------------------------
+
+_WRAPPERS = {"ModuleList", "ModuleDict", "Sequential", "ParameterList", "ParameterDict"}
+
+
+def module_classes(facts: FileFacts) -> dict:
+    """Classes of this file that are ``nn.Module`` subclasses (directly, through other local
+    classes, or LightningModule), with their methods."""
+    modules = set()
+    changed = True
+    while changed:
+        changed = False
+        for cls, bases in facts.class_bases.items():
+            if cls not in modules and any(
+                    b in ("torch.nn.Module", "torch.nn.modules.module.Module") or last_part(b) in (
+                        "LightningModule", "Module") and b.startswith(("torch", "lightning", "pytorch_lightning"))
+                    or b in modules for b in bases):
+                modules.add(cls)
+                changed = True
+    return {cls: [fn for fn in facts.functions if fn.class_name == cls and fn.parent is None] for cls in modules}
+
+
+def module_constructor(facts: FileFacts, value: ast.AST) -> Optional[str]:
+    """"wrapper" for nn.ModuleList/ModuleDict/Sequential(...), "layer" for a call building a layer
+    (``nn.Linear(...)`` or a module class of this file), else None."""
+    if not isinstance(value, ast.Call):
+        return None
+    callee = facts.qualify(dotted(value.func) or "")
+    leaf = last_part(callee)
+    if callee.startswith("torch.nn.") and leaf in _WRAPPERS:
+        return "wrapper"
+    if callee.startswith("torch.nn.") and leaf[:1].isupper() and leaf not in ("Parameter", "Identity"):
+        return "layer"
+    return "layer" if callee in module_classes_cached(facts) else None
+
+
+def module_classes_cached(facts: FileFacts) -> set:
+    cached = facts.role_cache.get("module-classes")
+    if cached is None:
+        cached = facts.role_cache["module-classes"] = set(module_classes(facts))
+    return cached
+
+
+def torch_nn_prefix(facts: FileFacts) -> Optional[str]:
+    """How this file spells ``torch.nn`` (``nn``, ``torch.nn``), for fixes."""
+    for local, qualified in facts.imports.items():
+        if qualified == "torch.nn":
+            return local
+    return "torch.nn" if facts.imports.get("torch") == "torch" else None

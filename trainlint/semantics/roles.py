@@ -73,7 +73,8 @@ def role_of_constructor(qualified: str) -> Optional[str]:
     name = last_part(qualified)
     if qualified.startswith("diffusers") or "Noise" in name:
         return None  # diffusion noise schedulers have .step(model_output, t, sample)
-    if "lr_scheduler" in qualified or name.endswith(("LR", "LRScheduler")) or _SCHEDULER_FACTORY.match(name):
+    if name[:1].isupper() and ("lr_scheduler" in qualified or name.endswith(("LR", "LRScheduler"))) \
+            or _SCHEDULER_FACTORY.match(name):
         return Role.SCHEDULER
     if name.endswith("Scheduler") and not qualified.startswith("torch.optim.") and "." in qualified:
         return Role.SCHEDULER if "scheduler" in qualified.lower().rsplit(".", 1)[0] else None

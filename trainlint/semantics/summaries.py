@@ -12,7 +12,7 @@ import ast
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
-from .model import Event, FunctionFacts, Guard, Kind
+from .model import Event, FunctionFacts, Guard, Kind, Loop
 from .syntax import dotted, root_name
 
 MAX_DEPTH = 4
@@ -49,9 +49,9 @@ def expand_events(fn: FunctionFacts, depth: int = 0, active: tuple = ()) -> List
                 continue
             arguments = _arguments(callee, event.detail["call"], event.detail.get("bound", False))
             inner = expand_events(callee, depth + 1, active + (fn,))
-            events.extend(_splice(event, e, arguments, fn) for e in inner)
+            events.extend(_splice(event, e, arguments, fn, callee) for e in inner)
             continue
-        summary = fn.file.index.summary(fn.file.qualify(event.target))
+        summary = None if event.target.startswith("self.") else fn.file.index.summary(fn.file.qualify(event.target))
         if summary is None:
             events.append(event)
         else:
@@ -75,28 +75,33 @@ def _arguments(callee: FunctionFacts, call: ast.Call, bound: bool) -> Dict[str, 
     return bound
 
 
-def _map_name(name: Optional[str], arguments: Dict[str, ast.expr]) -> Optional[str]:
+def _map_name(name: Optional[str], arguments: Dict[str, ast.expr], callee: FunctionFacts) -> Optional[str]:
+    """A callee's name as the caller sees it: parameters become the arguments, the callee's own
+    locals get a name no caller variable can have, globals and ``self`` stay."""
     if not name:
         return name
     head, dot, rest = name.partition(".")
     if head in arguments:
         replaced = dotted(arguments[head]) or root_name(arguments[head])
-        if replaced is None:
-            return name
-        return replaced + dot + rest
+        return name if replaced is None else replaced + dot + rest
+    if head in callee.assignments and head not in callee.params:
+        return f"{callee.name}.<locals>.{name}"
     return name
 
 
-def _splice(call_event: Event, inner: Event, arguments: Dict[str, ast.expr], caller: FunctionFacts) -> Event:
+def _splice(call_event: Event, inner: Event, arguments: Dict[str, ast.expr], caller: FunctionFacts,
+            callee: FunctionFacts) -> Event:
     caller_loops = call_event.loops
     frames = list(call_event.frames)
     for frame in inner.frames:
+        if isinstance(frame, Loop) and frame.node is callee.node:
+            continue  # the implicit per-batch loop of a hook: the caller's own loop stands for it
         if isinstance(frame, Guard) and isinstance(frame.test, ast.Name) and frame.test.id in arguments:
             # `if update: opt.step()` inside a helper called with update=(i + 1) % k == 0
             frame = Guard(arguments[frame.test.id], frame.positive, frame.node, caller, caller_loops)
         frames.append(frame)
     return Event(
-        inner.kind, _map_name(inner.target, arguments), call_event.node, tuple(frames),
+        inner.kind, _map_name(inner.target, arguments, callee), call_event.node, tuple(frames),
         call_event.order + inner.order, inner.origin, (call_event.target,) + inner.via, inner.detail,
     )
 
