@@ -110,7 +110,9 @@ class _Walker:
                 if item.optional_vars is not None:
                     self.bind(item.optional_vars, item.context_expr, frames)
                 kind = _with_kind(self.facts, item.context_expr) if kind == "other" else kind
-            self.block(stmt.body, frames + (WithBlock(stmt, kind),))
+            block = WithBlock(stmt, kind)
+            self.fn.with_blocks.append((block, frames))
+            self.block(stmt.body, frames + (block,))
         elif isinstance(stmt, _TRY):
             self.block(stmt.body, frames)
             for handler in stmt.handlers:

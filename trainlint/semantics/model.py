@@ -164,6 +164,7 @@ class FunctionFacts:
     assignments: Dict[str, List[ast.AST]] = field(default_factory=dict)
     returns: List[ast.Return] = field(default_factory=list)
     return_orders: Dict[int, Tuple[int, ...]] = field(default_factory=dict)
+    with_blocks: List[Tuple[WithBlock, Tuple[Frame, ...]]] = field(default_factory=list)  # with the frames around
     _events: Optional[List[Event]] = None
 
     @property
