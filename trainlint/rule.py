@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
+import os
 import pkgutil
+import sys
 import textwrap
 from dataclasses import dataclass
 from typing import ClassVar, Dict, Iterable, List, Optional, Tuple, Union
@@ -93,12 +96,27 @@ def _indent(code: str) -> str:
 _RULES: Optional[Dict[str, type]] = None
 
 
+def _rules_package():
+    """``trainlint.rules``: installed from the top-level rules/ folder, or, when the trainlint
+    package is imported straight from a source checkout (``python -m trainlint`` in the repo
+    root), that folder itself."""
+    try:
+        return importlib.import_module("trainlint.rules")
+    except ImportError:
+        folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rules")
+        spec = importlib.util.spec_from_file_location(
+            "trainlint.rules", os.path.join(folder, "__init__.py"), submodule_search_locations=[folder])
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["trainlint.rules"] = package
+        spec.loader.exec_module(package)
+        return package
+
+
 def all_rules() -> Dict[str, type]:
     """Every rule class, by code, in code order."""
     global _RULES
     if _RULES is None:
-        from . import rules as package
-
+        package = _rules_package()
         found = {}
         for info in pkgutil.iter_modules(package.__path__):
             module = importlib.import_module(f"{package.__name__}.{info.name}")
