@@ -9,6 +9,7 @@ from trainlint.cli import cli
 FIXTURES = os.path.join(os.path.dirname(__file__), os.pardir, "fixtures")
 EXPECTED = {
     ("video_classification", "model_builder.py", "TL101", "error"),
+    ("video_classification", "train.py", "TL304", "warning"),
     ("regression_pipeline", "train.py", "TL301", "error"),
     ("regression_pipeline", "train.py", "TL401", "error"),
     ("regression_pipeline", "train.py", "TL207", "info"),

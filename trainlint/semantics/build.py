@@ -144,6 +144,8 @@ class _Walker:
                 self.emit(Kind.RESCALE, dotted(stmt.target), stmt, frames, {"factor": stmt.value})
             elif isinstance(stmt.op, ast.Add) and dotted(stmt.target) is not None:
                 self.emit(Kind.ACCUMULATE, dotted(stmt.target), stmt, frames, {"value": stmt.value})
+            if isinstance(stmt.op, (ast.Add, ast.Sub)) and isinstance(stmt.value, ast.Constant):
+                self.emit(Kind.SHIFT, dotted(stmt.target), stmt, frames, {"delta": stmt.value})
         elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) \
                 and isinstance(stmt.value.func, ast.Attribute) and stmt.value.func.attr in _MOVES:
             self.emit(Kind.DISCARDED_MOVE, dotted(stmt.value.func.value), stmt.value, frames, {})
@@ -202,9 +204,16 @@ class _Walker:
             loop.assigned |= names
 
     def rescale(self, target: ast.AST, value: ast.AST, stmt: ast.stmt, frames: tuple) -> None:
-        """``loss = loss / k`` and ``loss = loss * w`` (either operand order for ``*``)."""
+        """``loss = loss / k`` and ``loss = loss * w`` (either operand order for ``*``); also
+        ``y = y - 1`` (a shift)."""
         name = dotted(target)
-        if name is None or not isinstance(value, ast.BinOp) or not isinstance(value.op, (ast.Div, ast.Mult)):
+        if name is None or not isinstance(value, ast.BinOp):
+            return
+        if isinstance(value.op, (ast.Add, ast.Sub)) and dotted(value.left) == name and isinstance(
+                value.right, ast.Constant):
+            self.emit(Kind.SHIFT, name, stmt, frames, {"delta": value.right})
+            return
+        if not isinstance(value.op, (ast.Div, ast.Mult)):
             return
         if dotted(value.left) == name:
             factor = value.right
@@ -376,6 +385,9 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
     if last_part(name) in _CLIPS:  # torch.nn.utils.clip_grad_norm_(params, 1.0)
         return [event(Kind.CLIP, None)]
     qualified = fn.file.qualify(name)
+    expects = _criterion_input(fn, name, qualified)
+    if expects and call.args:
+        return [event(Kind.CRITERION, name, {"expects": expects, "input": call.args[0]})]
     built = "sampler" if last_part(qualified) == "DistributedSampler" else role_of_constructor(qualified)
     if built in (Role.OPTIMIZER, Role.SCHEDULER, Role.SCALER, "sampler"):
         return [event(Kind.CONSTRUCT, qualified, {"role": built, "call": call})]
@@ -402,6 +414,26 @@ def _may_reach_linted_code(facts: FileFacts, name: str) -> bool:
     head = name.split(".")[0]
     qualified = facts.imports.get(head)
     return qualified is not None and qualified.split(".")[0] not in _LIBRARIES
+
+
+# loss -> the activation it applies itself to raw logits
+_LOGIT_LOSSES = {"cross_entropy": "softmax", "binary_cross_entropy_with_logits": "sigmoid",
+                 "CrossEntropyLoss": "softmax", "BCEWithLogitsLoss": "sigmoid"}
+
+
+def _criterion_input(fn: FunctionFacts, name: str, qualified: str) -> Optional[str]:
+    """The activation a loss applies to its raw-logit input ("softmax", "sigmoid"), for torch's
+    losses called as
+    functions (``F.cross_entropy``) or through a module bound to a name (``criterion =
+    nn.CrossEntropyLoss()``)."""
+    if qualified.startswith("torch.nn.functional.") and last_part(qualified) in _LOGIT_LOSSES:
+        return _LOGIT_LOSSES[last_part(qualified)]
+    if qualified.split(".")[0] in fn.file.imports or name.count(".") > 1:
+        return None
+    constructed = constructor_of(fn, name)
+    if constructed is not None and constructed.callee.startswith("torch.nn."):
+        return _LOGIT_LOSSES.get(last_part(constructed.callee))
+    return None
 
 
 def _method_of_local_class(fn: FunctionFacts, receiver: Optional[str], method: str) -> Optional[str]:

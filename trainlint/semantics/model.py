@@ -31,6 +31,8 @@ class Kind:
     CONSTRUCT = "construct"  # an optimizer, scheduler, grad scaler or distributed sampler is built
     ACCUMULATE = "accumulate"  # total += value, items.append(value): detail["value"]
     DISCARDED_MOVE = "discarded-move"  # `x.to(device)` as a statement: the result is thrown away
+    CRITERION = "criterion"  # a loss on logits called: detail["expects"] (the activation it applies), ["input"]
+    SHIFT = "shift"  # x = x - c, x += c: detail["delta"]
     CALL = "call"  # call of a function that may have a summary
     FRAMEWORK_STEP = "framework-step"  # DeepSpeed engine.step, mmengine update_params: owns its bookkeeping
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 from .model import Event, FileFacts, FunctionFacts, Guard, GuardKind, Kind, Loop, Unpacked
 from .roles import Role, constructor_of, role_of, scheduler_constructor
@@ -394,6 +394,26 @@ def reset_inside(fn: FunctionFacts, name: str, loop: Loop) -> bool:
     start, end = loop.node.lineno, getattr(loop.node, "end_lineno", loop.node.lineno)
     return any(start <= getattr(v, "lineno", 0) <= end and not isinstance(v, ast.AugAssign)
                for v in fn.all_bindings(name))
+
+
+_ACTIVATIONS = {"softmax": "softmax", "sigmoid": "sigmoid"}
+
+
+def activation_of(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> Optional[Tuple[str, ast.AST]]:
+    """("softmax" | "sigmoid", node) when ``expr`` is the output of that activation:
+    ``F.softmax(x, -1)``, ``torch.sigmoid(x)``, ``x.softmax(-1)``, or a name bound to one."""
+    if isinstance(expr, ast.Call):
+        callee = fn.file.qualify(dotted(expr.func) or "")
+        leaf = last_part(callee) if callee else (expr.func.attr if isinstance(expr.func, ast.Attribute) else "")
+        if leaf in _ACTIVATIONS and (callee.startswith("torch") or isinstance(expr.func, ast.Attribute)):
+            return _ACTIVATIONS[leaf], expr
+        return None
+    name = dotted(expr)
+    if name is not None and "." not in name and depth < 2:
+        value = binding_before(fn, name, line)
+        if isinstance(value, ast.expr):
+            return activation_of(fn, value, value.lineno, depth + 1)
+    return None
 
 
 # -- tensors (TL702) ---------------------------------------------------------------------------
