@@ -192,6 +192,8 @@ class _Walker:
                 self.bind(element, element_value, frames)
             return
         self.mark_assigned(target, frames)
+        if any(isinstance(f, WithBlock) and f.kind == "no-grad" for f in frames):
+            self.fn.no_grad_values.add(id(value))
         for name in assigned_names(target):
             self.fn.assignments.setdefault(name, []).append(value)
             if name.startswith("self.") and self.fn.class_name is not None:

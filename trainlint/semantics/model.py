@@ -167,6 +167,7 @@ class FunctionFacts:
     returns: List[ast.Return] = field(default_factory=list)
     return_orders: Dict[int, Tuple[int, ...]] = field(default_factory=dict)
     with_blocks: List[Tuple[WithBlock, Tuple[Frame, ...]]] = field(default_factory=list)  # with the frames around
+    no_grad_values: set = field(default_factory=set)  # ids of values bound inside a no-grad block
     _events: Optional[List[Event]] = None
 
     @property

@@ -416,6 +416,23 @@ def activation_of(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -
     return None
 
 
+def computed_without_grad(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> Optional[ast.AST]:
+    """The value, bound inside a ``torch.no_grad()`` block, that flows into ``expr``."""
+    for name in names_in(expr):
+        if "." in name or depth > 3:
+            continue
+        value = binding_before(fn, name, line)
+        if value is None or not isinstance(value, ast.AST):
+            continue
+        if id(value) in fn.no_grad_values:
+            return value
+        if isinstance(value, ast.expr):
+            found = computed_without_grad(fn, value, value.lineno, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
 # -- tensors (TL702) ---------------------------------------------------------------------------
 
 _TENSOR_FACTORIES = {

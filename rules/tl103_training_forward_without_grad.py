@@ -1,0 +1,83 @@
+import ast
+
+from trainlint.rule import Report, Rule
+from trainlint.semantics import Kind
+from trainlint.semantics.queries import computed_without_grad, functions, optimizer_modules
+from trainlint.semantics.syntax import calls_in, dotted
+
+
+class TrainingForwardWithoutGrad(Rule):
+    """
+    What it does: finds a forward pass of the trained model that runs under `torch.no_grad()`
+    (or `torch.inference_mode()`, `torch.set_grad_enabled(False)`) and whose output reaches the
+    tensor given to `backward()`.
+
+    Why it is bad: nothing computed under `no_grad` records a graph, so that part of the loss
+    sends no gradient to the model. When another term still requires grad (a regulariser, a second
+    head), `backward()` runs without error and the model's main term silently never trains.
+
+    Not flagged: frozen teachers, targets and EMA models computed under `no_grad` (their outputs
+    are meant to be constants), and validation forwards whose outputs do not reach `backward()`.
+
+    Fix: run the trained model's forward outside the `no_grad` block.
+    """
+
+    code = "TL103"
+    name = "training-forward-without-grad"
+    severity = "error"
+    summary = "the trained model's forward runs under no_grad and its output reaches backward()"
+    triggers = ("no_grad", "inference_mode", "set_grad_enabled")
+
+    INVALID = [
+        """
+        optimizer = torch.optim.Adam(model.parameters())
+        for x, y in loader:
+            with torch.no_grad():
+                logits = model(x)  # <-
+            loss = criterion(logits, y) + 1e-4 * sum(p.pow(2).sum() for p in model.parameters())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        """,
+    ]
+    VALID = [
+        """
+        optimizer = torch.optim.Adam(student.parameters())
+        for x in loader:
+            with torch.no_grad():
+                target = teacher(x)
+            loss = F.mse_loss(student(x), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        """,
+        """
+        optimizer = torch.optim.Adam(model.parameters())
+        for x, y in loader:
+            logits = model(x)
+            loss = criterion(logits, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                logits = model(x)
+        """,
+    ]
+
+    def check(self, facts):
+        for fn in functions(facts):
+            trained = optimizer_modules(fn)
+            if not trained:
+                continue
+            for backward in fn.events_of(Kind.BACKWARD):
+                loss = backward.detail.get("loss")
+                if loss is None or backward.via:
+                    continue
+                value = computed_without_grad(fn, loss, backward.line)
+                if value is None:
+                    continue
+                forwards = [c for c in calls_in(value) if dotted(c.func) in trained]
+                if forwards:
+                    yield Report(value if isinstance(value, ast.expr) else forwards[0],
+                                 f"{dotted(forwards[0].func)}(...) runs under no_grad here, and its output reaches "
+                                 f"backward() at line {backward.line}: this part of the loss trains nothing")
