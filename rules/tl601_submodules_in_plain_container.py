@@ -136,9 +136,7 @@ class SubmodulesInPlainContainer(Rule):
                     if kind is not None:
                         wrapper = "ModuleDict" if kind == "dict" else "ModuleList"
                         prefix = torch_nn_prefix(facts)
-                        fix = Fix(f"wrap in nn.{wrapper}", value, None, safe=True) if prefix else None
-                        if fix is not None:
-                            fix.replacement = _wrapped(value, f"{prefix}.{wrapper}")
+                        fix = _wrapping_fix(value, f"{prefix}.{wrapper}") if prefix else None
                         yield Report(value, f"'{name}' holds layers in a plain {kind}: their parameters are invisible "
                                             f"to parameters(), the optimizer, .to() and state_dict(); use "
                                             f"nn.{wrapper}", fix=fix)
@@ -162,9 +160,10 @@ def _plain_container(facts, value, later_elements):
     return None
 
 
-def _wrapped(value, wrapper):
-    """The replacement text: the container passed to the wrapper (an empty one: no argument)."""
-    if isinstance(value, (ast.List, ast.Dict, ast.Tuple)) and not (
-            value.elts if not isinstance(value, ast.Dict) else value.keys):
-        return f"{wrapper}()"
-    return f"{wrapper}({ast.unparse(value)})"
+def _wrapping_fix(value, wrapper):
+    """``[...]`` -> ``nn.ModuleList([...])`` (the container's own text, comments included, stays);
+    an empty container becomes an empty wrapper, which supports append / item assignment."""
+    empty = isinstance(value, (ast.List, ast.Tuple)) and not value.elts or isinstance(value, ast.Dict) and not value.keys
+    if empty:
+        return Fix(f"replace with {wrapper}()", value, f"{wrapper}()")
+    return Fix(f"wrap in {wrapper}", value, wrap=(f"{wrapper}(", ")"))

@@ -87,7 +87,7 @@ class TensorAttributeNotParameter(Rule):
                 for value in values:
                     if _trainable_tensor(facts, value):
                         prefix = torch_nn_prefix(facts)
-                        fix = Fix("wrap in nn.Parameter", value, f"{prefix}.Parameter({ast.unparse(value)})",
+                        fix = Fix("wrap in nn.Parameter", value, wrap=(f"{prefix}.Parameter(", ")"),
                                   safe=False) if prefix else None
                         yield Report(value, f"'{name}' requires grad but is a plain tensor attribute: parameters() "
                                             f"and the optimizer never see it, state_dict() never saves it; use "

@@ -46,6 +46,22 @@ def triggers_for(codes) -> Tuple[bytes, ...]:
     return tuple({t.encode() for code in codes for t in rules[code].triggers})
 
 
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str, keepends: bool = False) -> List[str]:
+    """Lines as Python's tokenizer counts them (str.splitlines also splits on form feeds and
+    other separators, which would shift every line number after them)."""
+    if not keepends:
+        return _NEWLINE.split(text)
+    parts, start = [], 0
+    for match in _NEWLINE.finditer(text):
+        parts.append(text[start:match.end()])
+        start = match.end()
+    parts.append(text[start:])
+    return parts
+
+
 def decode(data: bytes) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(BytesIO(data).readline)
@@ -57,7 +73,7 @@ def decode(data: bytes) -> str:
 def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index) -> dict:
     """Findings, exported function summaries and cross-file questions for one file."""
     module_name, package = module
-    result = {"module": module_name, "findings": [], "exports": {}, "asked": [], "uses": []}
+    result = {"module": module_name, "findings": [], "exports": {}, "asked": [], "uses": [], "unused": []}
     if b"\0" in data:
         result["findings"].append(problem(path, "binary file (contains NUL bytes), not Python source").to_json())
         return result
@@ -74,7 +90,7 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         result["findings"].append(problem(path, f"cannot parse: {error}").to_json())
         return result
     facts = analyze(tree, path, module_name, package, settings.hints, index)
-    lines = decode(data).splitlines()
+    lines = split_lines(decode(data))
     findings: List[Finding] = []
     rules = all_rules()
     for code in settings.codes:
@@ -82,11 +98,22 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         for report in rule().check(facts):
             findings.append(_finding(rule, report, path, lines, settings))
     seen = set()
+    comments = suppression_comments(lines)
+    used = set()
     for finding in sorted(findings, key=lambda f: (f.line, f.column, f.code)):
         key = (finding.code, finding.line, finding.column)
-        if key not in seen and not suppressed(lines, finding):
+        codes = comments.get(finding.line)
+        if codes is not None and (not codes or finding.code in codes):
+            used.add((finding.line, finding.code if codes else ""))
+        elif key not in seen:
             seen.add(key)
             result["findings"].append(finding.to_json())
+    result["unused"] = [
+        Finding("TL002", "unused-suppression", "info", f"unused suppression: no {code} finding on this line", path,
+                line, 1, line, len(lines[line - 1]) + 1, None).to_json()
+        for line, codes in sorted(comments.items()) for code in sorted(codes)
+        if code.startswith("TL") and (line, code) not in used and code in settings.codes
+    ]
     for fn in facts.functions:
         summary = summarize(fn, returned_eval_model(fn) is not None)
         if not summary.empty:
@@ -115,16 +142,22 @@ def _span(node: ast.AST, lines: List[str]) -> Tuple[int, int, int, int]:
 
 
 def _fix_json(fix: Fix, lines: List[str]) -> dict:
-    """A fix as one edit of the source: the range to replace (1-based, characters) and its content."""
+    """A fix as edits of the source: ranges to replace (1-based, characters) and their content."""
+    line, column, end_line, end_column = _span(fix.node, lines)
+    if fix.wrap is not None:
+        before, after = fix.wrap
+        return {"message": fix.message, "safe": fix.safe, "edits": [
+            {"line": line, "column": column, "end_line": line, "end_column": column, "content": before},
+            {"line": end_line, "column": end_column, "end_line": end_line, "end_column": end_column,
+             "content": after}]}
     if isinstance(fix.replacement, str):
         content = fix.replacement
     else:
-        line, column, end_line, end_column = _span(fix.replacement, lines)
-        chunk = lines[line - 1: end_line]
-        chunk[-1] = chunk[-1][: end_column - 1]
-        chunk[0] = chunk[0][column - 1:]
+        first, start, last, stop = _span(fix.replacement, lines)
+        chunk = lines[first - 1: last]
+        chunk[-1] = chunk[-1][: stop - 1]
+        chunk[0] = chunk[0][start - 1:]
         content = "\n".join(chunk)
-    line, column, end_line, end_column = _span(fix.node, lines)
     return {"message": fix.message, "safe": fix.safe, "edits": [
         {"line": line, "column": column, "end_line": end_line, "end_column": end_column, "content": content}]}
 
@@ -148,11 +181,15 @@ def suppression_codes(line_text: str) -> Optional[set]:
     return None
 
 
-def suppressed(lines: List[str], finding: Finding) -> bool:
-    if not 0 < finding.line <= len(lines):
-        return False
-    codes = suppression_codes(lines[finding.line - 1])
-    return codes is not None and (not codes or finding.code in codes)
+def suppression_comments(lines: List[str]) -> Dict[int, set]:
+    """Line -> codes its suppression comment names (an empty set: all)."""
+    found = {}
+    for number, text in enumerate(lines, 1):
+        if "#" in text:
+            codes = suppression_codes(text)
+            if codes is not None:
+                found[number] = codes
+    return found
 
 
 def module_of(path: str, _cache: Dict[str, Tuple[str, ...]] = {}) -> Tuple[str, str]:

@@ -42,8 +42,12 @@ def cli():
 @click.option("--no-cache", is_flag=True, help="Do not read or write the cache.")
 @click.option("--cache-dir", type=click.Path(), help="Cache folder (default: .trainlint_cache by the config).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
+@click.option("--fix", is_flag=True, help="Apply safe fixes (then report what is left).")
+@click.option("--unsafe-fixes", is_flag=True, help="With --fix/--diff: also apply fixes marked unsafe.")
+@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff; change nothing.")
+@click.option("--report-unused-suppressions", is_flag=True, help="Report noqa/ignore comments that suppress nothing.")
 def check(paths, output_format, select, extend_select, ignore, fail_on, exclude, extend_exclude, stdin_filename,
-          config_path, isolated, no_cache, cache_dir, jobs):
+          config_path, isolated, no_cache, cache_dir, jobs, fix, unsafe_fixes, diff, report_unused_suppressions):
     """Lint PATHS (files or folders; default: the current folder; '-' reads stdin)."""
     from .engine import Engine, SourceFile, default_cache_dir
     from .reporters import FORMATS
@@ -66,9 +70,29 @@ def check(paths, output_format, select, extend_select, ignore, fail_on, exclude,
             paths.remove("-")
             stdin = SourceFile(stdin_filename or "-", sys.stdin.buffer.read())
         engine = Engine(config, jobs=jobs, cache_dir=None if no_cache else (cache_dir or default_cache_dir(config)))
-        findings = engine.lint(paths, stdin)
+        findings = engine.lint(paths, stdin, report_unused_suppressions)
     except ConfigError as error:
         raise click.exceptions.Exit(_fail(str(error)))
+    if fix or diff:
+        from .fixes import fixed_sources, unified_diff
+
+        sources = {f["path"]: _read_text(f["path"], stdin) for f in findings if f.get("fix")}
+        fixed = fixed_sources(findings, sources, unsafe_fixes)
+        if diff:
+            for path in sorted(fixed):
+                click.echo(unified_diff(path, sources[path], fixed[path][0]), nl=False)
+            sys.exit(1 if fixed else 0)
+        if stdin is not None:  # stdin in, (fixed) source out, report on stderr: editor integrations
+            click.echo(fixed[stdin.path][0] if stdin.path in fixed else _read_text(stdin.path, stdin), nl=False)
+            click.echo(FORMATS[output_format](findings), err=True)
+            sys.exit(0)
+        for path, (text, _) in fixed.items():
+            with open(path, "w", encoding=_encoding_of(path), newline="") as handle:
+                handle.write(text)
+        findings = engine.lint(paths, None, report_unused_suppressions) if fixed else findings
+        count = sum(n for _, n in fixed.values())
+        if count:
+            click.echo(f"Fixed {count} finding{'s' if count != 1 else ''}.", err=True)
     click.echo(FORMATS[output_format](findings))
     threshold = _SEVERITY_RANK[config.fail_on]
     failed = any(_SEVERITY_RANK[f["severity"]] >= threshold for f in findings)
@@ -98,6 +122,22 @@ def explain(code):
     if rule is None:
         raise click.exceptions.Exit(_fail(f"unknown rule code '{code}' (see `trainlint rules`)"))
     click.echo(rule.explain())
+
+
+def _read_text(path: str, stdin) -> str:
+    from .analysis import decode
+
+    if stdin is not None and path == stdin.path:
+        return decode(stdin.data)
+    with open(path, "rb") as handle:
+        return decode(handle.read())
+
+
+def _encoding_of(path: str) -> str:
+    import tokenize
+
+    with open(path, "rb") as handle:
+        return tokenize.detect_encoding(handle.readline)[0]
 
 
 def _fail(message: str) -> int:

@@ -138,7 +138,7 @@ class Engine:
             digest.update(part if isinstance(part, bytes) else str(part).encode())
         return digest.hexdigest()
 
-    def lint(self, paths: List[str], stdin: Optional[SourceFile] = None) -> List[dict]:
+    def lint(self, paths: List[str], stdin: Optional[SourceFile] = None, report_unused: bool = False) -> List[dict]:
         files, problems = discover(paths, self.config)
         sources = [SourceFile(f) for f in files] + ([stdin] if stdin else [])
         findings = list(problems)
@@ -174,6 +174,8 @@ class Engine:
                 continue
             ignored = self.config.ignored_for(source.path)
             findings.extend(f for f in result["findings"] if f["code"] not in ignored)
+            if report_unused:
+                findings.extend(result.get("unused", ()))
         return sorted(findings, key=lambda f: (f["path"], f["line"], f["column"], f["code"]))
 
     def _second_pass(self, sources, results, modules, keys) -> None:

@@ -20,12 +20,14 @@ MARKER = "# <-"  # in INVALID examples: this line must be reported
 @dataclass
 class Fix:
     """Replace the source range of ``node`` with ``replacement``: text, or the source text of
-    another node (``return model.eval()`` -> ``return model``)."""
+    another node (``return model.eval()`` -> ``return model``). With ``wrap`` (before, after),
+    insert text around the node instead, leaving its own text (comments included) untouched."""
 
     message: str
     node: ast.AST
-    replacement: Union[str, ast.AST]
+    replacement: Union[str, ast.AST, None] = None
     safe: bool = True
+    wrap: Optional[Tuple[str, str]] = None
 
 
 @dataclass
