@@ -433,6 +433,51 @@ def computed_without_grad(fn: FunctionFacts, expr: ast.AST, line: int, depth: in
     return None
 
 
+_SHARING_WRAPPERS = {"DistributedDataParallel", "DataParallel", "FullyShardedDataParallel", "FSDP", "DDP",
+                     "compile", "prepare", "prepare_model", "setup", "setup_module", "wrap", "convert_sync_batchnorm",
+                     "channels_last"}
+_IN_PLACE_MODULE_METHODS = {"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "train", "eval",
+                            "requires_grad_", "apply", "share_memory", "to_empty"}
+
+
+def rebinds_to_new_module(fn: FunctionFacts, name: str, after: int, before: int) -> Optional[ast.AST]:
+    """A value bound to ``name`` between two lines that is a different module object (a new
+    instance, a deep copy, a checkpoint loaded into a new object), when the optimizer is not
+    rebuilt after it. None for wrappers that share parameters and in-place module methods."""
+    rebinding = None
+    for value in fn.assignments.get(name, ()):
+        line = getattr(value, "lineno", 0)
+        if not after < line < before or not isinstance(value, ast.Call):
+            continue
+        call = value
+        while isinstance(call.func, ast.Attribute) and call.func.attr in _IN_PLACE_MODULE_METHODS \
+                and isinstance(call.func.value, ast.Call):
+            call = call.func.value  # copy.deepcopy(model).cuda(): look at the inner call
+        if isinstance(call.func, ast.Attribute) and call.func.attr in _IN_PLACE_MODULE_METHODS:
+            continue  # model = model.cuda(): the same object
+        callee = fn.file.qualify(dotted(call.func) or "")
+        leaf = last_part(callee)
+        if leaf in _SHARING_WRAPPERS or not callee:
+            continue
+        if leaf != "deepcopy" and any(dotted(arg) == name for arg in list(call.args) + [k.value for k in call.keywords]):
+            continue  # load_checkpoint(model, path), apply_lora(model): usually the same object, returned
+        if leaf == "deepcopy" or leaf == "load" or leaf[:1].isupper() or leaf.startswith("from_") or \
+                _DEFAULT_BUILDER.match(leaf):
+            rebinding = value
+    if rebinding is None:
+        return None
+    rebuilt = [v for values in fn.assignments.values() for v in values
+               if isinstance(v, ast.Call) and rebinding.lineno < v.lineno < before
+               and role_of_call(fn, v) == Role.OPTIMIZER]
+    return None if rebuilt else rebinding
+
+
+def role_of_call(fn: FunctionFacts, call: ast.Call) -> Optional[str]:
+    from .roles import role_of_constructor
+
+    return role_of_constructor(fn.file.qualify(dotted(call.func) or ""))
+
+
 # -- tensors (TL702) ---------------------------------------------------------------------------
 
 _TENSOR_FACTORIES = {
