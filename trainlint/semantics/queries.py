@@ -478,6 +478,23 @@ def role_of_call(fn: FunctionFacts, call: ast.Call) -> Optional[str]:
     return role_of_constructor(fn.file.qualify(dotted(call.func) or ""))
 
 
+_STEP_KEYWORDS = {"step", "global_step", "num_updates", "current_step", "steps", "num_steps", "iteration"}
+
+
+def used_as_step_count(loop: Loop, name: str) -> Optional[ast.AST]:
+    """Where the loop uses ``name`` as a count of optimizer steps: against a warm-up length
+    (``if step < warmup_steps``, ``step / warmup``) or passed as ``step=`` / ``num_updates=``."""
+    for node in ast.walk(loop.node):
+        if isinstance(node, ast.keyword) and node.arg in _STEP_KEYWORDS and dotted(node.value) == name:
+            return node.value
+        if isinstance(node, (ast.Compare, ast.BinOp)):
+            names = names_in(node)
+            if name in names and any({"warmup"} & set(name_words(n)) or {"warm", "up"} <= set(name_words(n))
+                                     for n in names if n != name):
+                return node
+    return None
+
+
 # -- tensors (TL702) ---------------------------------------------------------------------------
 
 _TENSOR_FACTORIES = {
