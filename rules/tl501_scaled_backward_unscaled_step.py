@@ -100,7 +100,7 @@ class ScaledBackwardUnscaledStep(Rule):
                         yield Report(step.node, f"backward() at line {before[-1].line} is scaled by a GradScaler but "
                                                 f"this optimizer.step() applies the scaled gradients: use "
                                                 f"scaler.step(optimizer)")
-                elif loop is not None and not fn.events_of(Kind.SCALER_UPDATE) \
+                elif loop is not None and not step.detail.get("framework") and not fn.events_of(Kind.SCALER_UPDATE) \
                         and not loop_passes_away(fn, loop, step.detail.get("scaler")):
                     yield Report(step.node, "scaler.step() without scaler.update(): the loss scale never adapts, "
                                             "and after an overflow every step is skipped")

@@ -491,5 +491,5 @@ def _loss_scaler(fn, call, frames, event) -> List[Event]:
     guard = () if update is None else (Guard(update, True, call, fn, tuple(f for f in frames if isinstance(f, Loop))),)
     return [
         event(Kind.BACKWARD, root_name(loss), {"loss": loss, "scaled": True}),
-        event(Kind.OPT_STEP, dotted(call.args[1]), {"scaled": True}, guard, after=1),
+        event(Kind.OPT_STEP, dotted(call.args[1]), {"scaled": True, "framework": "loss-scaler"}, guard, after=1),
     ]
