@@ -40,6 +40,17 @@ class OptimizerBoundToStaleModel(Rule):
             optimizer.step()
         """,
         """
+        from timm.optim import create_optimizer_v2
+
+        model = create_model("resnet50")
+        optimizer = create_optimizer_v2(model, "adamw", lr=1e-3)
+        model = torch.load("finetuned.pt")  # <-
+        for x, y in loader:
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        """,
+        """
         def main():
             model = build_model()
             optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -101,7 +112,11 @@ class OptimizerBoundToStaleModel(Rule):
 
 
 def _parameter_owners(call):
-    """``model`` for each ``model.parameters()`` / ``model.named_parameters()`` in the call."""
+    """``model`` for each ``model.parameters()`` / ``model.named_parameters()`` in the call, and
+    for a module passed whole to an optimizer factory (``create_optimizer_v2(model, "adamw")``)."""
+    for arg in call.args[:1]:
+        if isinstance(arg, ast.Name):
+            yield arg.id
     for node in ast.walk(call):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                 and node.func.attr in ("parameters", "named_parameters") and isinstance(node.func.value, ast.Name):
