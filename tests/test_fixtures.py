@@ -17,6 +17,8 @@ EXPECTED = {
     ("contrastive_regions", "train.py", "TL201", "error"),
     ("multitask_famo", "train.py", "TL208", "error"),
     ("segmentation_fp16", "train.py", "TL503", "warning"),
+    ("segmentation_fp16", "train.py", "TL305", "warning"),
+    ("multitask_famo", "train.py", "TL305", "warning"),
 }
 
 

@@ -495,6 +495,75 @@ def used_as_step_count(loop: Loop, name: str) -> Optional[ast.AST]:
     return None
 
 
+# -- numerics (TL305) -------------------------------------------------------------------------
+
+_EPS_WORDS = {"eps", "epsilon", "smooth", "tiny", "delta"}
+_NORMS = {"norm", "linalg.norm", "vector_norm"}
+
+
+def own_nodes(fn: FunctionFacts) -> Iterator[ast.AST]:
+    """Every node of ``fn``'s own body (nested functions and classes excluded)."""
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+    stack = [node for node in getattr(fn.node, "body", []) if not isinstance(node, scopes)]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(child for child in ast.iter_child_nodes(node) if not isinstance(child, scopes))
+
+
+def guarded_against_zero(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> bool:
+    """Whether an expression (or what its name is bound to) adds an epsilon or clamps:
+    ``union + eps``, ``x.clamp(min=1e-6)``, ``torch.clamp_min(d, eps)``, ``max(n, 1)``."""
+    for node in ast.walk(expr):
+        if isinstance(node, ast.Call):
+            leaf = last_part(dotted(node.func) or "") or (node.func.attr if isinstance(node.func, ast.Attribute) else "")
+            if leaf in ("clamp", "clamp_min", "clamp_", "clip", "max", "maximum", "fmax", "where", "nan_to_num"):
+                return True
+        name = dotted(node)
+        if name is not None:
+            if set(name_words(name)) & _EPS_WORDS:
+                return True
+            if depth < 2 and "." not in name:
+                value = binding_before(fn, name, line)
+                if isinstance(value, ast.expr) and guarded_against_zero(fn, value, value.lineno, depth + 1):
+                    return True
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and any(
+                isinstance(side, ast.Constant) and isinstance(side.value, float) and 0 < side.value < 1e-2
+                for side in (node.left, node.right)):
+            return True
+    return False
+
+
+def unguarded_normalisations(fn: FunctionFacts) -> Iterator[Tuple[ast.AST, str]]:
+    """(node, suggestion) for divisions and logs of quantities that can be 0 with no epsilon:
+    ``inter / union``, ``torch.log(probs)`` of a softmax, ``(losses - min_losses).log()``, and
+    ``x / x.norm(...)`` inside a loss function."""
+    in_loss = "loss" in name_words(fn.name)
+    for node in own_nodes(fn):
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            divisor = node.right
+            divisor_name = dotted(divisor)
+            if divisor_name and "union" in name_words(divisor_name) and not guarded_against_zero(fn, divisor, line):
+                yield node, f"add an epsilon: ({ast.unparse(node.left)} + eps) / ({divisor_name} + eps)"
+            elif in_loss and isinstance(divisor, ast.Call) and isinstance(divisor.func, ast.Attribute) \
+                    and divisor.func.attr == "norm" and ast.dump(divisor.func.value) == ast.dump(node.left) \
+                    and not guarded_against_zero(fn, divisor, line):
+                yield node, "use F.normalize(x, dim=..., eps=...), which never divides by 0"
+        elif isinstance(node, ast.Call):
+            leaf = last_part(dotted(node.func) or "") or (node.func.attr if isinstance(node.func, ast.Attribute) else "")
+            if leaf != "log":
+                continue
+            argument = node.args[0] if node.args and dotted(node.func) else (
+                node.func.value if isinstance(node.func, ast.Attribute) and not node.args else None)
+            if argument is None or guarded_against_zero(fn, argument, line):
+                continue
+            if isinstance(argument, ast.BinOp) and isinstance(argument.op, ast.Sub):
+                yield node, "add an epsilon: the difference is 0 at its minimum, and log(0) = -inf"
+            elif activation_of(fn, argument, line) is not None and activation_of(fn, argument, line)[0] == "softmax":
+                yield node, "use log_softmax: softmax probabilities underflow to 0, and log(0) = -inf"
+
+
 # -- tensors (TL702) ---------------------------------------------------------------------------
 
 _TENSOR_FACTORIES = {

@@ -1,0 +1,86 @@
+from trainlint.rule import Report, Rule
+from trainlint.semantics.queries import functions, unguarded_normalisations
+
+
+class UnguardedNormalisation(Rule):
+    """
+    What it does: finds a division or a logarithm of a quantity that reaches 0 in ordinary
+    training, with no epsilon or clamp: `inter / union` (empty masks and boxes),
+    `torch.log(probs)` of softmax probabilities, `(losses - min_losses).log()`, and
+    `x / x.norm(dim=-1, keepdim=True)` inside a loss function (all-zero embeddings).
+
+    Why it is bad: one empty mask, one underflowed probability or one zero embedding produces Inf
+    or NaN, which backpropagates into every weight; with AMP the scaler may hide it for a while by
+    skipping steps. The FG-CLIP, segmentation and multi-task reports each had one of these.
+
+    Not flagged: expressions with an epsilon (`+ eps`, `+ 1e-6`) or a clamp (`.clamp(min=...)`,
+    `clamp_min`, `max(...)`) in them or in the value their names are bound to, and normalisation
+    outside loss functions (model code whose inputs are never all-zero).
+
+    Fix: `F.normalize(x, dim=-1, eps=...)`, `log_softmax`, `(inter + eps) / (union + eps)`,
+    `.clamp_min(eps)` before `log`.
+    """
+
+    code = "TL305"
+    name = "unguarded-normalisation"
+    severity = "warning"
+    summary = "division or log of a value that can be 0 (union, norm, softmax, difference) with no epsilon"
+    triggers = ("union", "log(", "norm(")
+
+    INVALID = [
+        """
+        def soft_iou_loss(logits, target):
+            probs = logits.sigmoid()
+            inter = (probs * target).sum(dim=(1, 2, 3))
+            union = (probs + target - probs * target).sum(dim=(1, 2, 3))
+            return (1 - inter / union).mean()  # <-
+        """,
+        """
+        def region_contrastive_loss(image, text, scale):
+            image = image / image.norm(dim=-1, keepdim=True)  # <-
+            text = F.normalize(text, dim=-1)
+            return F.cross_entropy(scale * image @ text.t(), torch.arange(len(image)))
+        """,
+        """
+        def famo_weights(losses, min_losses, logits):
+            gap = (losses - min_losses).log()  # <-
+            return logits.softmax(0) * gap
+        """,
+        """
+        def nll(logits, y):
+            probs = torch.softmax(logits, dim=-1)
+            return -torch.log(probs).gather(1, y[:, None]).mean()  # <-
+        """,
+    ]
+    VALID = [
+        """
+        def soft_iou_loss(logits, target, eps=1e-6):
+            probs = logits.sigmoid()
+            inter = (probs * target).sum(dim=(1, 2, 3))
+            union = (probs + target - probs * target).sum(dim=(1, 2, 3)) + eps
+            return (1 - inter / union).mean()
+        """,
+        """
+        def bbox_iou(box1, box2):
+            inter = (torch.min(box1[2], box2[2]) - torch.max(box1[0], box2[0])).clamp(0)
+            union = box1[2] * box1[3] + box2[2] * box2[3] - inter + 1e-7
+            return inter / union
+        """,
+        """
+        class CLIPModel(nn.Module):
+            def forward(self, image, text):
+                image_embeds = image / image.norm(p=2, dim=-1, keepdim=True)
+                return image_embeds @ text.t()
+        """,
+        """
+        def famo_weights(losses, min_losses, logits, eps=1e-8):
+            gap = (losses - min_losses + eps).log()
+            return logits.softmax(0) * gap
+        """,
+    ]
+
+    def check(self, facts):
+        for fn in functions(facts):
+            for node, suggestion in unguarded_normalisations(fn):
+                yield Report(node, f"this can divide by zero or take log(0) (Inf/NaN that reaches every weight): "
+                                   f"{suggestion}")
