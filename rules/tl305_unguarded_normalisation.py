@@ -4,18 +4,20 @@ from trainlint.semantics.queries import functions, unguarded_normalisations
 
 class UnguardedNormalisation(Rule):
     """
-    What it does: finds a division or a logarithm of a quantity that reaches 0 in ordinary
-    training, with no epsilon or clamp: `inter / union` (empty masks and boxes),
-    `torch.log(probs)` of softmax probabilities, `(losses - min_losses).log()`, and
-    `x / x.norm(dim=-1, keepdim=True)` inside a loss function (all-zero embeddings).
+    What it does: in code that computes a loss (a function named for one, or one that calls
+    `backward()` or a criterion), finds a division or a logarithm of a tensor that reaches 0 in
+    ordinary training, with no epsilon or clamp: `inter / union` (empty masks and boxes),
+    `torch.log(probs)` of softmax probabilities, `(losses - min_losses).log()`,
+    `(1 - prob).log()`, and `x / x.norm(dim=-1, keepdim=True)` (all-zero embeddings).
 
     Why it is bad: one empty mask, one underflowed probability or one zero embedding produces Inf
     or NaN, which backpropagates into every weight; with AMP the scaler may hide it for a while by
     skipping steps. The FG-CLIP, segmentation and multi-task reports each had one of these.
 
     Not flagged: expressions with an epsilon (`+ eps`, `+ 1e-6`) or a clamp (`.clamp(min=...)`,
-    `clamp_min`, `max(...)`) in them or in the value their names are bound to, and normalisation
-    outside loss functions (model code whose inputs are never all-zero).
+    `clamp_min`, `max(...)`) in them or in the value their names are bound to, `math`/NumPy logs,
+    and code outside loss computations (metrics, post-processing, model code): no gradient flows
+    from there.
 
     Fix: `F.normalize(x, dim=-1, eps=...)`, `log_softmax`, `(inter + eps) / (union + eps)`,
     `.clamp_min(eps)` before `log`.
@@ -42,12 +44,12 @@ class UnguardedNormalisation(Rule):
             return F.cross_entropy(scale * image @ text.t(), torch.arange(len(image)))
         """,
         """
-        def famo_weights(losses, min_losses, logits):
+        def famo_task_loss(losses, min_losses, logits):
             gap = (losses - min_losses).log()  # <-
             return logits.softmax(0) * gap
         """,
         """
-        def nll(logits, y):
+        def nll_loss(logits, y):
             probs = torch.softmax(logits, dim=-1)
             return -torch.log(probs).gather(1, y[:, None]).mean()  # <-
         """,
@@ -73,7 +75,7 @@ class UnguardedNormalisation(Rule):
                 return image_embeds @ text.t()
         """,
         """
-        def famo_weights(losses, min_losses, logits, eps=1e-8):
+        def famo_task_loss(losses, min_losses, logits, eps=1e-8):
             gap = (losses - min_losses + eps).log()
             return logits.softmax(0) * gap
         """,

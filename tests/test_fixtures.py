@@ -15,6 +15,7 @@ EXPECTED = {
     ("regression_pipeline", "train.py", "TL207", "info"),
     ("regression_pipeline", "train.py", "TL204", "error"),
     ("contrastive_regions", "train.py", "TL201", "error"),
+    ("contrastive_regions", "train.py", "TL305", "warning"),
     ("multitask_famo", "train.py", "TL208", "error"),
     ("segmentation_fp16", "train.py", "TL503", "warning"),
     ("segmentation_fp16", "train.py", "TL305", "warning"),

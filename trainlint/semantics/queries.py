@@ -535,10 +535,13 @@ def guarded_against_zero(fn: FunctionFacts, expr: ast.AST, line: int, depth: int
 
 
 def unguarded_normalisations(fn: FunctionFacts) -> Iterator[Tuple[ast.AST, str]]:
-    """(node, suggestion) for divisions and logs of quantities that can be 0 with no epsilon:
-    ``inter / union``, ``torch.log(probs)`` of a softmax, ``(losses - min_losses).log()``, and
-    ``x / x.norm(...)`` inside a loss function."""
-    in_loss = "loss" in name_words(fn.name)
+    """(node, suggestion) for divisions and logs of tensors that can be 0 with no epsilon, in code
+    that computes a loss (a function named for one, or one that calls backward() or a criterion):
+    ``inter / union``, ``torch.log(probs)`` of a softmax, ``(losses - min_losses).log()``,
+    ``x / x.norm(...)``. Metrics and post-processing produce no gradient and are left alone."""
+    if "loss" not in name_words(fn.name) and not any(
+            e.kind in (Kind.BACKWARD, Kind.CRITERION) for e in fn.own_events):
+        return
     for node in own_nodes(fn):
         line = getattr(node, "lineno", 0)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
@@ -546,14 +549,15 @@ def unguarded_normalisations(fn: FunctionFacts) -> Iterator[Tuple[ast.AST, str]]
             divisor_name = dotted(divisor)
             if divisor_name and "union" in name_words(divisor_name) and not guarded_against_zero(fn, divisor, line):
                 yield node, f"add an epsilon: ({ast.unparse(node.left)} + eps) / ({divisor_name} + eps)"
-            elif in_loss and isinstance(divisor, ast.Call) and isinstance(divisor.func, ast.Attribute) \
+            elif isinstance(divisor, ast.Call) and isinstance(divisor.func, ast.Attribute) \
                     and divisor.func.attr == "norm" and ast.dump(divisor.func.value) == ast.dump(node.left) \
                     and not guarded_against_zero(fn, divisor, line):
                 yield node, "use F.normalize(x, dim=..., eps=...), which never divides by 0"
         elif isinstance(node, ast.Call):
-            leaf = last_part(dotted(node.func) or "") or (node.func.attr if isinstance(node.func, ast.Attribute) else "")
-            if leaf != "log":
-                continue
+            callee = fn.file.qualify(dotted(node.func) or "")
+            leaf = last_part(callee) or (node.func.attr if isinstance(node.func, ast.Attribute) else "")
+            if leaf != "log" or callee.startswith(("math.", "numpy.", "np.")):
+                continue  # scalar and NumPy logs are not in the autograd graph
             argument = node.args[0] if node.args and dotted(node.func) else (
                 node.func.value if isinstance(node.func, ast.Attribute) and not node.args else None)
             if argument is None or guarded_against_zero(fn, argument, line):
