@@ -29,7 +29,8 @@ def cli():
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "sarif", "github", "junit", "lsp"]),
+              default="text", show_default=True)
 @click.option("--select", multiple=True, help="Rule codes or prefixes to enable (comma-separated).")
 @click.option("--extend-select", multiple=True, help="Rule codes or prefixes to enable on top of the selection.")
 @click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable (comma-separated).")
@@ -115,10 +116,17 @@ def rules(output_format):
 
 
 @cli.command()
-@click.argument("code")
-def explain(code):
+@click.argument("code", required=False)
+@click.option("--write-docs", type=click.Path(file_okay=False), help="Write every rule's page to DIR/CODE.md.")
+def explain(code, write_docs):
     """Show the documentation of rule CODE: what, why, example, fix."""
-    rule = all_rules().get(code.upper())
+    if write_docs:
+        os.makedirs(write_docs, exist_ok=True)
+        for rule in all_rules().values():
+            with open(os.path.join(write_docs, f"{rule.code}.md"), "w", encoding="utf-8") as handle:
+                handle.write(rule.markdown())
+        return
+    rule = all_rules().get((code or "").upper())
     if rule is None:
         raise click.exceptions.Exit(_fail(f"unknown rule code '{code}' (see `trainlint rules`)"))
     click.echo(rule.explain())

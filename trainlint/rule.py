@@ -81,6 +81,18 @@ class Rule:
         return "\n".join(parts) + "\n"
 
 
+    @classmethod
+    def markdown(cls) -> str:
+        """The rule's documentation page (docs/rules/CODE.md)."""
+        doc = textwrap.dedent(inspect.getdoc(cls) or "").strip()
+        parts = [f"# {cls.code} {cls.name}", "", f"Severity: **{cls.severity}**. {cls.summary}.", "", doc]
+        if cls.INVALID:
+            parts += ["", "## Example (flagged)", "", "```python", strip_markers(cls.INVALID[0]), "```"]
+        if cls.VALID:
+            parts += ["", "## Use instead", "", "```python", textwrap.dedent(cls.VALID[0]).strip("\n"), "```"]
+        return "\n".join(parts) + "\n"
+
+
 def strip_markers(example: str) -> str:
     lines = textwrap.dedent(example).strip("\n").splitlines()
     return "\n".join(line.split(MARKER)[0].rstrip() for line in lines)
