@@ -237,3 +237,23 @@ def test_check_never_imports_torch(project):
 def test_python_dash_m_and_version():
     result = subprocess.run([sys.executable, "-m", "trainlint", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("trainlint, version ")
+
+
+def test_notebook_cells(project):
+    notebook = {"cells": [
+        {"cell_type": "markdown", "source": ["# training"]},
+        {"cell_type": "code", "source": ["%matplotlib inline\n", "import torch\n", "!nvidia-smi\n"]},
+        {"cell_type": "code", "source": BUGGY.replace("    optimizer.zero_grad()", "    %time optimizer.zero_grad()")
+            .splitlines(keepends=True)},
+        {"cell_type": "code", "source": BUGGY.splitlines(keepends=True)},
+        {"cell_type": "code", "source": "%%bash\nthis is not python\n"},
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (project / "train.ipynb").write_text(json.dumps(notebook))
+    (project / "broken.ipynb").write_text('{"cells": [')
+    code, output = run("check", ".", "--format", "json")
+    findings = [(os.path.basename(f["path"]), f["code"], f.get("cell"), f["line"]) for f in json.loads(output)]
+    # `%time zero_grad()` runs the statement, so cell 3 has the bug as much as cell 4
+    assert findings == [("broken.ipynb", "TL000", None, 1), ("train.ipynb", "TL201", 3, 2),
+                        ("train.ipynb", "TL201", 4, 2)]
+    assert "cell 4, line 6" in json.loads(output)[2]["message"]
+    assert "train.ipynb:cell 4:2:5: TL201" in run("check", "train.ipynb")[1]

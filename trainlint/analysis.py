@@ -70,10 +70,33 @@ def decode(data: bytes) -> str:
         return data.decode("utf-8", errors="replace")
 
 
+def empty_result(module_name: str, findings=()) -> dict:
+    """What a file contributes when it is not analysed (nothing to match) or cannot be."""
+    return {"module": module_name, "findings": list(findings), "exports": {}, "asked": [], "uses": [], "unused": []}
+
+
+def lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index) -> dict:
+    """lint_bytes, with notebooks (.ipynb) turned into one module and mapped back to cells."""
+    if not path.endswith(".ipynb"):
+        return lint_bytes(data, path, module, settings, index)
+    from .notebooks import NotebookError, map_back, virtual_source
+
+    try:
+        source, origin = virtual_source(data)
+    except NotebookError as error:
+        return empty_result(module[0], [problem(path, str(error)).to_json()])
+    if not may_match(source, triggers_for(settings.codes)):
+        return empty_result(module[0])
+    result = lint_bytes(source, path, module, settings, index)
+    for key in ("findings", "unused"):
+        result[key] = [map_back(f, origin) for f in result[key]]
+    return result
+
+
 def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index) -> dict:
     """Findings, exported function summaries and cross-file questions for one file."""
     module_name, package = module
-    result = {"module": module_name, "findings": [], "exports": {}, "asked": [], "uses": [], "unused": []}
+    result = empty_result(module_name)
     if b"\0" in data:
         result["findings"].append(problem(path, "binary file (contains NUL bytes), not Python source").to_json())
         return result

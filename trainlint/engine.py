@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from . import __version__
-from .analysis import Settings, lint_bytes, may_match, module_of, problem, triggers_for
+from .analysis import Settings, empty_result, lint_file, may_match, module_of, problem, triggers_for
 from .config import Config, expand_codes
 from .semantics.summaries import AnsweringIndex, RecordingIndex
 
-PYTHON_SUFFIXES = (".py", ".pyi")
+PYTHON_SUFFIXES = (".py", ".pyi", ".ipynb")
 
 
 @dataclass
@@ -116,10 +116,9 @@ def _lint_task(task) -> dict:
     data, path, module, answers = task
     index = RecordingIndex() if answers is None else AnsweringIndex(answers)
     try:
-        return lint_bytes(data, path, module, _SETTINGS, index)
+        return lint_file(data, path, module, _SETTINGS, index)
     except Exception as error:  # a bug in trainlint must not hide the other files' findings
-        return {"module": module[0], "findings": [problem(path, f"internal error while linting: {error!r}").to_json()],
-                "exports": {}, "asked": [], "uses": []}
+        return empty_result(module[0], [problem(path, f"internal error while linting: {error!r}").to_json()])
 
 
 class Engine:
@@ -159,9 +158,9 @@ class Engine:
             cached = self.cache.get(keys[source.path])
             if cached is not None:
                 results[source.path] = cached
-            elif not may_match(source.data, self.triggers) and b"\0" not in source.data:
-                results[source.path] = {"module": modules[source.path][0], "findings": [], "exports": {},
-                                        "asked": [], "uses": []}
+            elif not may_match(source.data, self.triggers) and b"\0" not in source.data \
+                    and not source.path.endswith(".ipynb"):  # a notebook is checked after it is read
+                results[source.path] = empty_result(modules[source.path][0])
             else:
                 todo.append((source.data, source.path, modules[source.path], None))
         for task, result in zip(todo, self._run(todo)):
