@@ -257,3 +257,15 @@ def test_notebook_cells(project):
                         ("train.ipynb", "TL201", 4, 2)]
     assert "cell 4, line 6" in json.loads(output)[2]["message"]
     assert "train.ipynb:cell 4:2:5: TL201" in run("check", "train.ipynb")[1]
+
+
+def test_progress_only_on_a_terminal(project, monkeypatch):
+    from trainlint import cli as cli_module
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert cli_module._terminal_progress() is None
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert cli_module._terminal_progress() is not None
+    monkeypatch.setenv("CI", "true")
+    assert cli_module._terminal_progress() is None

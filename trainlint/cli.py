@@ -70,7 +70,8 @@ def check(paths, output_format, select, extend_select, ignore, fail_on, exclude,
         if "-" in paths:
             paths.remove("-")
             stdin = SourceFile(stdin_filename or "-", sys.stdin.buffer.read())
-        engine = Engine(config, jobs=jobs, cache_dir=None if no_cache else (cache_dir or default_cache_dir(config)))
+        engine = Engine(config, jobs=jobs, cache_dir=None if no_cache else (cache_dir or default_cache_dir(config)),
+                        progress=_terminal_progress())
         findings = engine.lint(paths, stdin, report_unused_suppressions)
     except ConfigError as error:
         raise click.exceptions.Exit(_fail(str(error)))
@@ -130,6 +131,20 @@ def explain(code, write_docs):
     if rule is None:
         raise click.exceptions.Exit(_fail(f"unknown rule code '{code}' (see `trainlint rules`)"))
     click.echo(rule.explain())
+
+
+def _terminal_progress():
+    """A progress line on an interactive terminal; nothing in pipes, files and CI."""
+    if not sys.stderr.isatty() or os.environ.get("CI"):
+        return None
+
+    def show(done: int, total: int) -> None:
+        if total >= 50:
+            end = "\r\033[K" if done == total else ""
+            sys.stderr.write(f"\rtrainlint: {done}/{total} files{end}")
+            sys.stderr.flush()
+
+    return show
 
 
 def _read_text(path: str, stdin) -> str:

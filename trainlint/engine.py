@@ -13,7 +13,7 @@ import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from . import __version__
 from .analysis import Settings, empty_result, lint_file, may_match, module_of, problem, triggers_for
@@ -122,13 +122,15 @@ def _lint_task(task) -> dict:
 
 
 class Engine:
-    def __init__(self, config: Config, jobs: Optional[int] = None, cache_dir: Optional[str] = None):
+    def __init__(self, config: Config, jobs: Optional[int] = None, cache_dir: Optional[str] = None,
+                 progress: Optional[Callable[[int, int], None]] = None):
         self.config = config
         self.settings = settings_for(config)
         self.triggers = triggers_for(self.settings.codes)
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.cache = Cache(cache_dir)
         self.salt = f"{__version__}\0{self.settings.fingerprint()}"
+        self.progress = progress  # called with (done, total) while files are analysed
 
     def key(self, *parts) -> str:
         digest = hashlib.sha256(self.salt.encode())
@@ -204,8 +206,13 @@ class Engine:
             return [_lint_task(t) for t in tasks]
         workers = min(self.jobs, len(tasks))
         chunk = max(1, len(tasks) // (workers * 8))
+        results = []
         with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(self.settings,)) as pool:
-            return list(pool.map(_lint_task, tasks, chunksize=chunk))
+            for result in pool.map(_lint_task, tasks, chunksize=chunk):
+                results.append(result)
+                if self.progress is not None:
+                    self.progress(len(results), len(tasks))
+        return results
 
 
 def cross_file_answers(results: Dict[str, dict]) -> Dict[str, dict]:
