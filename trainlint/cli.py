@@ -175,6 +175,14 @@ def main():
         sys.exit(130)
 
 
+@cli.command()
+def lsp():
+    """Run the language server on stdio (for editors)."""
+    from .lsp import serve
+
+    serve()
+
+
 @cli.command(hidden=True)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--function", "only", help="Only functions whose qualified name contains this.")
