@@ -11,9 +11,7 @@ from io import BytesIO
 from typing import Dict, List, Optional, Tuple
 
 from .rule import Finding, Fix, Report, all_rules
-from .semantics import Hints, analyze
-from .semantics.queries import builder_uses, functions, returned_eval_model
-from .semantics.summaries import RecordingIndex, summarize
+from .hints import Hints
 
 MAX_BYTES = 20 * 1024 * 1024
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?", re.I)
@@ -103,6 +101,10 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
     if len(data) > MAX_BYTES:
         result["findings"].append(problem(path, f"file larger than {MAX_BYTES // 2**20} MiB, not linted").to_json())
         return result
+    from .semantics import analyze
+    from .semantics.queries import builder_uses, functions, returned_eval_model
+    from .semantics.summaries import RecordingIndex, summarize
+
     try:
         tree = ast.parse(data, filename=path)
     except SyntaxError as error:

@@ -8,8 +8,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
-from .rule import SEVERITIES, all_rules
-from .semantics import Hints
+from .rule import SEVERITIES, rule_codes
+from .hints import Hints
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -71,7 +71,7 @@ class Config:
 
 def expand_codes(patterns: List[str], where: str) -> set:
     """Codes matched by ``ALL``, full codes and prefixes (``TL2``)."""
-    known = set(all_rules())
+    known = set(rule_codes())
     found = set()
     for pattern in patterns:
         pattern = pattern.strip().upper()

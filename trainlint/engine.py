@@ -11,14 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from . import __version__
 from .analysis import Settings, empty_result, lint_file, may_match, module_of, problem, triggers_for
 from .config import Config, expand_codes
-from .semantics.summaries import AnsweringIndex, RecordingIndex
 
 PYTHON_SUFFIXES = (".py", ".pyi", ".ipynb")
 
@@ -113,6 +111,8 @@ def _init_worker(settings: Settings) -> None:
 
 
 def _lint_task(task) -> dict:
+    from .semantics.summaries import AnsweringIndex, RecordingIndex
+
     data, path, module, answers = task
     index = RecordingIndex() if answers is None else AnsweringIndex(answers)
     try:
@@ -126,11 +126,16 @@ class Engine:
                  progress: Optional[Callable[[int, int], None]] = None):
         self.config = config
         self.settings = settings_for(config)
-        self.triggers = triggers_for(self.settings.codes)
+        self._triggers = None
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.cache = Cache(cache_dir)
         self.salt = f"{__version__}\0{self.settings.fingerprint()}"
         self.progress = progress  # called with (done, total) while files are analysed
+
+    def triggers(self) -> Tuple[bytes, ...]:
+        if self._triggers is None:  # imports the rules: only when a file is not in the cache
+            self._triggers = triggers_for(self.settings.codes)
+        return self._triggers
 
     def key(self, *parts) -> str:
         digest = hashlib.sha256(self.salt.encode())
@@ -160,7 +165,7 @@ class Engine:
             cached = self.cache.get(keys[source.path])
             if cached is not None:
                 results[source.path] = cached
-            elif not may_match(source.data, self.triggers) and b"\0" not in source.data \
+            elif not may_match(source.data, self.triggers()) and b"\0" not in source.data \
                     and not source.path.endswith(".ipynb"):  # a notebook is checked after it is read
                 results[source.path] = empty_result(modules[source.path][0])
             else:
@@ -204,6 +209,8 @@ class Engine:
         if self.jobs == 1 or len(tasks) < 4:
             _init_worker(self.settings)
             return [_lint_task(t) for t in tasks]
+        from concurrent.futures import ProcessPoolExecutor
+
         workers = min(self.jobs, len(tasks))
         chunk = max(1, len(tasks) // (workers * 8))
         results = []

@@ -5,7 +5,8 @@ Entry point: :func:`analyze`. Rules use :class:`FileFacts` and the queries in
 """
 from .build import build_file_facts as analyze
 from .model import Event, FileFacts, FunctionFacts, Guard, GuardKind, Kind, Loop, exclusive
-from .roles import Hints, Role, role_of
+from ..hints import Hints
+from .roles import Role, role_of
 
 __all__ = [
     "analyze", "Event", "FileFacts", "FunctionFacts", "Guard", "GuardKind", "Kind", "Loop", "exclusive",

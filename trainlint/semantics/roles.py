@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from ..hints import Hints
 from .model import FunctionFacts, Unpacked
 from .syntax import dotted, last_part, name_words
 
@@ -56,16 +57,6 @@ class Constructed:
         if self.element is not None:
             return _TUPLE_FACTORIES.get(self.callee, {}).get(self.element)
         return role_of_constructor(self.callee)
-
-
-@dataclass
-class Hints:
-    """Extra names from ``[tool.trainlint]``: objects the heuristics cannot see."""
-
-    optimizer_names: Tuple[str, ...] = ()
-    scheduler_names: Tuple[str, ...] = ()
-    scaler_names: Tuple[str, ...] = ()
-    builder_patterns: Tuple[str, ...] = ()
 
 
 def role_of_constructor(qualified: str) -> Optional[str]:
