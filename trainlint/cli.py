@@ -176,6 +176,42 @@ def main():
 
 
 @cli.command()
+@click.argument("target", required=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("-m", "module", help="Trace `python -m MODULE` instead of a script.")
+@click.option("--steps", type=click.IntRange(min=1), default=8, show_default=True, help="Optimizer steps to trace.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "html"]), default="text",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default="error", show_default=True)
+def trace(target, args, module, steps, timeout, output_format, output, fail_on):
+    """Run SCRIPT for a few optimizer steps and report what the run shows.
+
+    Arguments for the script go after `--`: trainlint trace train.py --steps 4 -- --epochs 3
+    """
+    if module is None and target is None:
+        raise click.exceptions.Exit(_fail("trace needs a SCRIPT or -m MODULE"))
+    if module is not None and target is not None:
+        args = (target,) + tuple(args)
+    try:
+        from .trace import failed, trace as run_trace
+        from .trace.report import FORMATS
+    except ImportError as error:
+        raise click.exceptions.Exit(_fail(f"trace needs PyTorch ({error}); install it: pip install 'trainlint[trace]'"))
+    if module is None and not os.path.isfile(target):
+        raise click.exceptions.Exit(_fail(f"no such script: {target}"))
+    report = run_trace(module or target, list(args), steps=steps, timeout=timeout, module=module is not None)
+    text = FORMATS[output_format](report)
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    else:
+        click.echo(text)
+    sys.exit(1 if failed(report, fail_on) else 0)
+
+
+@cli.command()
 def lsp():
     """Run the language server on stdio (for editors)."""
     from .lsp import serve

@@ -1,0 +1,148 @@
+"""`trainlint trace` on CPU with real tiny models: the fixtures' verdicts and runtime findings,
+the corrected twins, and the ways a script can end."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from trainlint.trace import failed, trace  # noqa: E402
+
+FIXTURES = os.path.join(os.path.dirname(__file__), os.pardir, "fixtures")
+
+
+def fixture(incident, variant="buggy"):
+    return os.path.join(FIXTURES, incident, variant, "train.py")
+
+
+def verdicts(report):
+    return {(f["code"], f["verdict"]) for f in report["findings"]}
+
+
+@pytest.mark.parametrize("incident, expected", [
+    ("video_classification", {("TL101", "confirmed"), ("TR009", None)}),
+    ("regression_pipeline", {("TL301", "confirmed"), ("TL204", "confirmed"), ("TL401", "confirmed"),
+                             ("TR001", None), ("TR002", None)}),
+    ("contrastive_regions", {("TL201", "confirmed"), ("TR005", None)}),
+    ("segmentation_fp16", {("TL503", "confirmed"), ("TR005", None)}),
+    ("multitask_famo", {("TR005", None)}),
+])
+def test_buggy_fixture(incident, expected):
+    report = trace(fixture(incident), [], steps=8)
+    assert report["script_exit"] == "stopped-after-steps"
+    assert report["steps"] == 8 and report["micro_batches"] >= 8
+    assert expected <= verdicts(report), verdicts(report)
+    assert failed(report, "error")
+
+
+@pytest.mark.parametrize("incident", ["video_classification", "regression_pipeline", "contrastive_regions",
+                                      "segmentation_fp16", "multitask_famo"])
+def test_corrected_twin_has_no_error(incident):
+    report = trace(fixture(incident, "fixed"), [], steps=8)
+    assert report["script_exit"] == "stopped-after-steps"
+    errors = [f for f in report["findings"] if f["severity"] == "error" and f["verdict"] in (None, "confirmed",
+                                                                                               "runtime-only")]
+    assert errors == []
+    assert not failed(report, "error")
+
+
+def test_constant_loss_is_explained(tmp_path):
+    script = tmp_path / "uniform.py"
+    script.write_text(textwrap.dedent("""\
+        import torch
+        model = torch.nn.Linear(4, 12)
+        torch.nn.init.zeros_(model.weight); torch.nn.init.zeros_(model.bias)
+        model.requires_grad_(False)
+        model.bias.requires_grad_(True)
+        optimizer = torch.optim.SGD([model.bias], lr=0.0)
+        for i in range(64):
+            x = torch.randn(16, 4)
+            loss = torch.nn.functional.cross_entropy(model(x), torch.randint(0, 12, (16,))) / 8
+            loss.backward()
+            if (i + 1) % 8 == 0:
+                optimizer.step()
+                optimizer.zero_grad()
+        """))
+    report = trace(str(script), [], steps=4)
+    [constant] = [f for f in report["findings"] if f["code"] == "TR004"]
+    assert "ln(12)/8" in constant["message"] and "12 classes" in constant["message"]
+
+
+SCRIPT_STEPS = """\
+import sys, torch
+model = torch.nn.Linear(2, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+try:
+    for i in range({n}):
+        opt.zero_grad()
+        model(torch.randn(4, 2)).pow(2).mean().backward()
+        opt.step()
+    {after}
+finally:
+    open(sys.argv[1], "w").write("cleaned up")
+"""
+
+
+def test_stop_after_steps_runs_finally(tmp_path):
+    script, marker = tmp_path / "s.py", tmp_path / "marker"
+    script.write_text(SCRIPT_STEPS.format(n=100, after="pass"))
+    report = trace(str(script), [str(marker)], steps=3)
+    assert (report["script_exit"], report["steps"]) == ("stopped-after-steps", 3)
+    assert marker.read_text() == "cleaned up"
+
+
+@pytest.mark.parametrize("after, script_exit, exit_code, error", [
+    ("sys.exit(3)", "completed", 3, None),
+    ("raise ValueError('bad batch')", "exception", None, "ValueError: bad batch"),
+    ("raise KeyboardInterrupt", "exception", None, "KeyboardInterrupt"),
+])
+def test_script_endings(tmp_path, after, script_exit, exit_code, error):
+    script, marker = tmp_path / "s.py", tmp_path / "marker"
+    script.write_text(SCRIPT_STEPS.format(n=2, after=after))
+    report = trace(str(script), [str(marker)], steps=8)
+    assert (report["script_exit"], report["exit_code"], report["steps"]) == (script_exit, exit_code, 2)
+    assert (error is None and report["error"] is None) or error in report["error"]
+    assert marker.exists()
+
+
+def test_timeout(tmp_path):
+    script = tmp_path / "slow.py"
+    script.write_text("import time\nwhile True:\n    time.sleep(0.01)\n")
+    report = trace(str(script), [], steps=8, timeout=0.5)
+    assert report["script_exit"] == "timeout"
+
+
+def test_everything_is_restored(tmp_path):
+    from torch.optim import optimizer
+
+    original = (torch.Tensor.backward, torch.optim.Optimizer.zero_grad, torch.nn.Module.train)
+    script = tmp_path / "s.py"
+    script.write_text(SCRIPT_STEPS.format(n=5, after="pass"))
+    trace(str(script), [str(tmp_path / "m")], steps=2)
+    assert (torch.Tensor.backward, torch.optim.Optimizer.zero_grad, torch.nn.Module.train) == original
+    assert not optimizer._global_optimizer_pre_hooks and not optimizer._global_optimizer_post_hooks
+
+
+def test_cli_json_contract(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "trainlint", "trace", fixture("regression_pipeline"), "--steps", "4",
+                             "--format", "json"], capture_output=True, text=True, timeout=300)
+    report = json.loads(result.stdout)
+    assert result.returncode == 1
+    assert set(report) >= {"steps", "micro_batches", "findings", "script_exit"}
+    assert report["steps"] == 4 and report["script_exit"] == "stopped-after-steps"
+    for finding in report["findings"]:
+        assert set(finding) >= {"code", "severity", "message", "path", "line", "verdict"}
+        assert finding["verdict"] in ("confirmed", "not-observed", "refuted", "runtime-only", None)
+
+
+def test_html_timeline(tmp_path):
+    out = tmp_path / "trace.html"
+    result = subprocess.run([sys.executable, "-m", "trainlint", "trace", fixture("regression_pipeline"), "--steps", "2",
+                             "--format", "html", "--output", str(out)], capture_output=True, text=True, timeout=300)
+    page = out.read_text()
+    assert result.returncode == 1
+    assert page.startswith("<!doctype html>") and "<svg" in page and "TL301" in page and "backward @" in page

@@ -1,0 +1,229 @@
+"""What the recorded run shows: runtime evidence for the static rules (TL...), the runtime-only
+checks (TR001-TR009), and a verdict for each static finding in the traced files."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Dict, List, Optional, Tuple
+
+from torch import nn
+
+from .recorder import Recorder, read
+
+Site = Tuple[str, int]
+# which recorded events put a static finding's line on a path that ran
+_EVENT_OF_RULE = {"TL201": "zero_grad", "TL202": "zero_grad", "TL203": "step", "TL204": "backward", "TL208": "backward",
+                  "TL401": "scheduler", "TL501": "step", "TL101": "mode", "TL102": "mode"}
+_RUNTIME_SEVERITY = {"TR001": "error", "TR002": "error", "TR003": "warning", "TR004": "warning", "TR005": "error",
+                     "TR006": "warning", "TR007": "warning", "TR008": "warning", "TR009": "error"}
+_NAMES = {"TR001": "no-gradient-flow", "TR002": "parameters-not-updated", "TR003": "optimizer-parameter-mismatch",
+          "TR004": "constant-loss", "TR005": "non-finite", "TR006": "grad-scaler-skipping",
+          "TR007": "repeated-batch", "TR008": "zero-norm-normalised", "TR009": "frozen-output-layer"}
+
+
+def windows(recorder: Recorder) -> List[list]:
+    """Events split at optimizer steps: each window ends with the step that applied it."""
+    result, current = [], []
+    for event in recorder.events:
+        current.append(event)
+        if event.kind == "step":
+            result.append(current)
+            current = []
+    return result
+
+
+def evidence(recorder: Recorder) -> Dict[str, List[Tuple[Site, str]]]:
+    """Runtime evidence for static rules, by rule code."""
+    found: Dict[str, List[Tuple[Site, str]]] = {}
+
+    def add(code, site, message):
+        found.setdefault(code, []).append((site, message))
+
+    for window in windows(recorder):
+        backwards = [i for i, e in enumerate(window) if e.kind == "backward"]
+        if not backwards:
+            continue
+        # the micro-batches of an accumulation window run the same backward() line
+        accumulated = [i for i in backwards if window[i].site == window[backwards[-1]].site]
+        for i, event in enumerate(window):
+            if event.kind != "zero_grad" or event.data["optimizer"] and event.data["owner"] != window[-1].data.get(
+                    "optimizer"):
+                continue
+            if len(accumulated) > 1 and accumulated[0] < i < accumulated[-1]:
+                add("TL201", event.site, f"zero_grad() ran between the {len(backwards)} backward() calls of one "
+                                         f"accumulation window: only the last micro-batch's gradient was applied")
+            elif i > backwards[-1] and window[-1].kind == "step":
+                add("TL202", event.site, "zero_grad() ran after the last backward() and before optimizer.step(): "
+                                         "the step applied zero gradients")
+        scaled = any(window[i].data.get("scaled") for i in backwards)
+        if scaled and window[-1].data.get("plain"):
+            add("TL501", window[-1].site, "optimizer.step() ran on gradients still scaled by the GradScaler")
+    for site in recorder.uncleared_steps:
+        add("TL203", site, "optimizer.step() applied gradients that were never cleared since the previous step")
+    events = recorder.events
+    losses = [read(v) for v in recorder.losses]
+    backward_events = [i for i, e in enumerate(events) if e.kind == "backward"]
+    step_norms = {id(e): read(s.get("grad_norm")) for e, s in zip([e for e in events if e.kind == "step"],
+                                                                  recorder.step_stats)}
+    for number, index in enumerate(backward_events):
+        if math.isfinite(losses[number]):
+            continue
+        later = events[index + 1:]
+        next_step = next((i for i, e in enumerate(later) if e.kind == "step"), None)
+        if next_step is None or any(e.kind == "zero_grad" for e in later[:next_step]):
+            continue
+        skipped = any(e.kind == "backward" for e in later[:next_step])
+        norm = step_norms.get(id(later[next_step]))
+        if skipped and norm is not None and not math.isfinite(norm):
+            add("TL208", events[index].site, "a non-finite loss was backpropagated, its step skipped without "
+                                             "clearing, and the next step applied the non-finite gradients")
+            break
+    if (recorder.fp16_params or recorder.fp16_autocast) and not recorder.scaled and recorder.steps:
+        add("TL503", next(e.site for e in events if e.kind == "step"),
+            "float16 training ran with no GradScaler (no loss was scaled)")
+    for event in recorder.events:
+        if event.kind == "backward" and not event.data["connected"]:
+            add("TL204", event.site, "backward() ran on a tensor with no autograd history: no parameter can "
+                                     "receive a gradient")
+    steps = sum(1 for e in recorder.events if e.kind == "step")
+    schedules = [e for e in recorder.events if e.kind == "scheduler"]
+    if steps and len(schedules) > 1.5 * steps:
+        add("TL401", schedules[0].site, f"the scheduler stepped {len(schedules)} times for {steps} optimizer steps")
+    ratios = [read(loss) / read(criterion) for loss, criterion in zip(recorder.losses, recorder.criteria)
+              if criterion is not None and read(criterion)]
+    if len(ratios) >= 2 and max(ratios) - min(ratios) > 1e-3 * max(abs(r) for r in ratios):
+        site = next(e.site for e in recorder.events if e.kind == "backward")
+        add("TL301", site, f"the loss given to backward() was {min(ratios):.4g}x to {max(ratios):.4g}x the "
+                           f"criterion's value across micro-batches: the rescale applies to some of them only")
+    trained_in_eval = {m: name for m, name in recorder.eval_forwards_in_micro.items() if m < recorder.micro}
+    if trained_in_eval:
+        kinds = ", ".join(sorted(set(trained_in_eval.values())))
+        message = (f"{len(trained_in_eval)} of {recorder.micro} micro-batches ran their forward with {kinds} "
+                   f"in eval mode and reached backward()")
+        site = next((e.site for e in recorder.events if e.kind == "mode" and e.data["mode"] == "eval"),
+                    next(e.site for e in recorder.events if e.kind == "backward"))
+        add("TL101", site, message)
+        add("TL102", site, message)
+    return found
+
+
+def runtime_findings(recorder: Recorder) -> List[dict]:
+    """The TR checks: problems only a run can show."""
+    findings = []
+
+    def add(code, site, message):
+        findings.append({"code": code, "name": _NAMES[code], "severity": _RUNTIME_SEVERITY[code], "message": message,
+                         "path": site[0], "line": site[1], "verdict": None})
+
+    step_events = [e for e in recorder.events if e.kind == "step"]
+    stats = recorder.step_stats
+    for event, stat in zip(step_events, stats):
+        grad_norm = read(stat.get("grad_norm"))
+        if grad_norm is not None and not math.isfinite(grad_norm):
+            add("TR005", event.site, f"non-finite gradient norm at optimizer step {event.step + 1}")
+            break
+    no_grad = [e for e, s in zip(step_events, stats) if not read(s.get("grad_norm"))]
+    if stats and len(no_grad) == len(stats):
+        add("TR001", no_grad[0].site, f"no parameter received a non-zero gradient before any of the "
+                                      f"{len(stats)} optimizer steps")
+    unchanged = [e for e, s in zip(step_events, stats) if s.get("update") is not None and read(s["update"]) == 0]
+    if stats and len(unchanged) == len(stats):
+        add("TR002", unchanged[0].site, f"{len(stats)} optimizer steps ran and no parameter changed "
+                                        f"(learning rate 0, everything frozen, or zero gradients)")
+    optimized = {id(p) for opt in recorder.optimizers.values() for g in opt.param_groups for p in g["params"]}
+    missing = [(name, p) for root in recorder.roots.values() for name, p in root.named_parameters()
+               if p.requires_grad and id(p) not in optimized]
+    if step_events and missing:
+        add("TR003", step_events[0].site, f"{len(missing)} trainable parameters of the trained model are in no "
+                                          f"optimizer group (first: {missing[0][0]})")
+    losses = [read(v) for v in recorder.losses]
+    non_finite = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+    backward_sites = [e.site for e in recorder.events if e.kind == "backward"]
+    if non_finite and not any(f["code"] == "TR005" for f in findings):
+        add("TR005", backward_sites[non_finite[0]], f"the loss was not finite from micro-batch {non_finite[0] + 1} on")
+    finite = [v for v in losses if math.isfinite(v)]
+    if len(step_events) >= 3 and len(finite) >= 3 and max(finite) - min(finite) <= 1e-4 * max(abs(max(finite)), 1e-12):
+        add("TR004", backward_sites[0], f"the loss stayed at {finite[0]:.4f} for {len(finite)} micro-batches"
+                                        f"{explain_constant(finite[0], recorder)}")
+    scales = [read(s) for s in recorder.scales]
+    skipped = sum(1 for before, after in zip(scales, scales[1:]) if after < before)
+    if len(scales) >= 4 and skipped > len(scales) / 2:
+        add("TR006", step_events[0].site if step_events else backward_sites[0],
+            f"the GradScaler skipped {skipped} of {len(scales)} steps (the loss scale kept shrinking)")
+    fingerprints = [read(v) for v in recorder.inputs]
+    if len(step_events) >= 3 and len(fingerprints) >= 3 and len(set(fingerprints)) == 1:
+        add("TR007", backward_sites[0], f"the model got the same input batch in all {len(fingerprints)} forwards")
+    if any(read(flag) for flag in recorder.zero_norm_inputs):
+        add("TR008", backward_sites[0] if backward_sites else ("<unknown>", 0),
+            "rows of norm 0 were fed to F.normalize: their direction is undefined (zero vectors)")
+    frozen = frozen_output(recorder)
+    if frozen and step_events:
+        add("TR009", step_events[0].site, frozen)
+    return findings
+
+
+def explain_constant(value: float, recorder: Recorder) -> str:
+    """0.3105 ~ ln(12)/8: uniform predictions over C classes, loss divided by k."""
+    per_step = Counter(e.step for e in recorder.events if e.kind == "backward")
+    k_seen = max(per_step.values()) if per_step else 1
+    best = None
+    for k in sorted({k_seen, 1}):
+        for classes in range(2, 100001):
+            guess = math.log(classes) / k
+            if guess > value * 1.01:
+                break
+            if abs(guess - value) <= 2e-3 * value and (best is None or abs(guess - value) < best[2]):
+                best = (classes, k, abs(guess - value))
+    if best is None:
+        return ""
+    classes, k, _ = best
+    divided = f", loss divided by {k} accumulation steps" if k > 1 else ""
+    return f": {value:.4f} ≈ ln({classes})/{k}, uniform predictions over {classes} classes{divided}"
+
+
+def frozen_output(recorder: Recorder) -> Optional[str]:
+    for root in recorder.roots.values():
+        layers = [m for m in root.modules() if any(True for _ in m.parameters(recurse=False))]
+        if not layers:
+            continue
+        last = layers[-1]
+        if not any(p.requires_grad for p in last.parameters(recurse=False)):
+            return f"the last parametrised layer ({type(last).__name__}) is frozen (requires_grad=False)"
+        trainable = [(m, p) for m in layers for name, p in m.named_parameters(recurse=False) if p.requires_grad]
+        normish = [p for m, p in trainable if isinstance(m, (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm))
+                   or p.dim() == 1]
+        total = sum(p.numel() for _, p in trainable)
+        if trainable and len(normish) == len(trainable) and total < 0.05 * sum(p.numel() for p in root.parameters()):
+            return ("almost nothing but normalisation layers and biases is trainable "
+                    f"({total} of {sum(p.numel() for p in root.parameters())} parameters)")
+    return None
+
+
+def verdicts(static: List[dict], found: Dict[str, list], recorder: Recorder) -> List[dict]:
+    """confirmed / refuted / not-observed for each static finding; runtime-only for evidence
+    that no static finding explains."""
+    ran: Dict[str, set] = {}
+    for event in recorder.events:
+        ran.setdefault(event.kind, set()).add(event.site)
+    results = []
+    for finding in static:
+        code = finding["code"]
+        site = (finding["abspath"], finding["line"])
+        kind = _EVENT_OF_RULE.get(code)
+        if code in found:
+            verdict = "confirmed"
+        elif kind is not None and site in ran.get(kind, ()):
+            verdict = "refuted"
+        else:
+            verdict = "not-observed"
+        results.append({k: v for k, v in finding.items() if k != "abspath"} | {"verdict": verdict})
+    explained = {f["code"] for f in static}
+    for code, items in found.items():
+        if code in explained or (code in ("TL101", "TL102") and explained & {"TL101", "TL102"}):
+            continue
+        if code == "TL102" and "TL101" in found:
+            continue  # one runtime observation, reported once
+        site, message = items[0]
+        results.append({"code": code, "name": code, "severity": "error", "message": message, "path": site[0],
+                        "line": site[1], "verdict": "runtime-only"})
+    return results
