@@ -146,3 +146,49 @@ def test_html_timeline(tmp_path):
     page = out.read_text()
     assert result.returncode == 1
     assert page.startswith("<!doctype html>") and "<svg" in page and "TL301" in page and "backward @" in page
+
+
+DDP_SCRIPT = """\
+import sys, torch, torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+torch.manual_seed(0)
+model = DDP(torch.nn.Linear(4, 1))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+try:
+    for i in range(20):
+        opt.zero_grad()
+        model(torch.randn(8, 4)).pow(2).mean().backward()
+        if not ("--diverge" in sys.argv and rank == 1 and i % 2):
+            opt.step()
+finally:
+    dist.destroy_process_group()
+"""
+
+
+@pytest.mark.parametrize("diverge", [False, True])
+def test_torchrun_two_ranks_gloo(tmp_path, diverge):
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    if not os.path.exists(torchrun):
+        pytest.skip("torchrun is not installed next to this Python")
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    import socket
+
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "trainlint", "trace", "--steps", "4", "--timeout", "120", "--format", "json", "--",
+               torchrun, "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}", str(script)] + (
+                   ["--diverge"] if diverge else [])
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=240)
+    report = json.loads(result.stdout)
+    assert [r["rank"] for r in report["ranks"]] == [0, 1]
+    divergent = [f for f in report["findings"] if f["code"] == "TR010"]
+    if diverge:
+        assert divergent and result.returncode == 1
+        assert [r["steps"] for r in report["ranks"]] == [4, 2]
+    else:
+        assert not divergent and result.returncode == 0
+        assert [r["steps"] for r in report["ranks"]] == [4, 4]

@@ -199,9 +199,17 @@ def trace(target, args, module, steps, timeout, output_format, output, fail_on):
         from .trace.report import FORMATS
     except ImportError as error:
         raise click.exceptions.Exit(_fail(f"trace needs PyTorch ({error}); install it: pip install 'trainlint[trace]'"))
-    if module is None and not os.path.isfile(target):
+    from .trace.distributed import is_launcher, trace_torchrun
+
+    if module is None and is_launcher(target):
+        try:
+            report = trace_torchrun(target, list(args), steps, timeout)
+        except (ValueError, OSError) as error:
+            raise click.exceptions.Exit(_fail(str(error)))
+    elif module is None and not os.path.isfile(target):
         raise click.exceptions.Exit(_fail(f"no such script: {target}"))
-    report = run_trace(module or target, list(args), steps=steps, timeout=timeout, module=module is not None)
+    else:
+        report = run_trace(module or target, list(args), steps=steps, timeout=timeout, module=module is not None)
     text = FORMATS[output_format](report)
     if output:
         with open(output, "w", encoding="utf-8") as handle:

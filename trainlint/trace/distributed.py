@@ -1,0 +1,57 @@
+"""`trainlint trace -- torchrun [OPTIONS] SCRIPT [ARGS]`: every rank is traced (see rank.py) and
+the per-rank reports are merged here; ranks that disagree on how many optimizer steps they took
+are a finding of their own (TR010)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from typing import List, Optional
+
+
+def is_launcher(target: str) -> bool:
+    return os.path.basename(target) in ("torchrun", "torch.distributed.run")
+
+
+def trace_torchrun(launcher: str, args: List[str], steps: int, timeout: Optional[float]) -> dict:
+    script_at = next((i for i, arg in enumerate(args) if arg.endswith(".py")), None)
+    if script_at is None:
+        raise ValueError("no training script (*.py) in the torchrun command")
+    command = [launcher, *args[:script_at], "-m", "trainlint.trace.rank", *args[script_at:]]
+    with tempfile.TemporaryDirectory(prefix="trainlint-trace-") as folder:
+        env = dict(os.environ, TRAINLINT_TRACE_DIR=folder, TRAINLINT_TRACE_STEPS=str(steps),
+                   TRAINLINT_TRACE_TIMEOUT="" if timeout is None else str(timeout))
+        completed = subprocess.run(command, env=env, stdout=sys.stderr, timeout=None if timeout is None else timeout + 120)
+        reports = []
+        for name in sorted(os.listdir(folder)):
+            with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                reports.append(json.load(handle))
+    if not reports:
+        raise ValueError(f"torchrun exited with {completed.returncode} and no rank reported")
+    return merge(sorted(reports, key=lambda r: r["rank"]))
+
+
+def merge(reports: List[dict]) -> dict:
+    first = reports[0]
+    findings, seen = [], set()
+    for report in reports:
+        for finding in report["findings"]:
+            key = (finding["code"], finding["path"], finding["line"], finding["verdict"])
+            if key not in seen:
+                seen.add(key)
+                findings.append(dict(finding, ranks=[r["rank"] for r in reports if any(
+                    (f["code"], f["path"], f["line"], f["verdict"]) == key for f in r["findings"])]))
+    counts = {r["rank"]: r["steps"] for r in reports}
+    if len(set(counts.values())) > 1:
+        behind = min(counts, key=counts.get)
+        findings.append({"code": "TR010", "name": "rank-divergent-steps", "severity": "error",
+                         "message": f"ranks took different numbers of optimizer steps ({counts}): rank {behind} "
+                                    f"stepped when the others did not, so replicas drift apart",
+                         "path": first["findings"][0]["path"] if first["findings"] else "", "line": 0,
+                         "verdict": None, "ranks": sorted(counts)})
+    return {"steps": max(counts.values()), "micro_batches": first["micro_batches"],
+            "script_exit": first["script_exit"], "exit_code": first["exit_code"], "error": first["error"],
+            "findings": findings, "timeline": first["timeline"],
+            "ranks": [{k: r[k] for k in ("rank", "steps", "micro_batches", "script_exit")} for r in reports]}
