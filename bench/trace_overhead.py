@@ -1,0 +1,113 @@
+"""What `trainlint trace` adds to a real training step on a GPU, measured in one run.
+
+    python bench/trace_overhead.py [--steps 60] [--json OUT]
+
+For each model (a GPT-2-small-sized transformer in bf16 autocast, a ResNet-50-sized CNN), the
+same training step is timed for `--steps` steps in three phases: before tracing, while the
+tracer's instrumentation is installed, and after it is removed. Each step is timed with CUDA
+events (the harness synchronises once per step; the tracer itself does not). Reported: median
+step time per phase and the ratios traced/untraced and after/untraced.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+from trainlint.trace.recorder import Recorder  # noqa: E402
+
+
+def gpt2_small():
+    layer = nn.TransformerEncoderLayer(768, 12, 3072, dropout=0.1, batch_first=True, norm_first=True)
+    model = nn.Sequential(nn.Embedding(50257, 768), nn.TransformerEncoder(layer, 12), nn.LayerNorm(768),
+                          nn.Linear(768, 50257))
+
+    def batch():
+        tokens = torch.randint(0, 50257, (8, 512), device="cuda")
+        return tokens, tokens
+
+    def loss_fn(out, target):
+        return nn.functional.cross_entropy(out.flatten(0, 1).float(), target.flatten())
+
+    return model, batch, loss_fn, torch.bfloat16
+
+
+def resnet50():
+    import torchvision
+
+    model = torchvision.models.resnet50()
+
+    def batch():
+        return torch.randn(64, 3, 224, 224, device="cuda"), torch.randint(0, 1000, (64,), device="cuda")
+
+    return model, batch, nn.functional.cross_entropy, torch.bfloat16
+
+
+def time_steps(step, count):
+    times = []
+    for _ in range(count):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        step()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def measure(name, build, steps):
+    model, batch, loss_fn, dtype = build()
+    model = model.cuda().train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    data = [batch() for _ in range(4)]
+    counter = iter(range(10 ** 9))
+
+    def step():
+        x, y = data[next(counter) % len(data)]
+        with torch.autocast("cuda", dtype=dtype):
+            loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(10):  # warm-up
+        step()
+    torch.cuda.synchronize()
+    before = time_steps(step, steps)
+    recorder = Recorder(max_steps=10 ** 9)
+    recorder.install()
+    try:
+        traced = time_steps(step, steps)
+    finally:
+        recorder.uninstall()
+    after = time_steps(step, steps)
+    return {"model": name, "params": sum(p.numel() for p in model.parameters()), "untraced_ms": before,
+            "traced_ms": traced, "after_ms": after, "traced_ratio": traced / before, "after_ratio": after / before}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    results = [measure("GPT-2-small-sized transformer (bf16, batch 8x512)", gpt2_small, args.steps),
+               measure("ResNet-50 (bf16, batch 64x224x224)", resnet50, args.steps)]
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, median of {args.steps} steps per phase")
+    print("| model | params | untraced ms | traced ms | after ms | traced ÷ untraced | after ÷ untraced |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(f"| {r['model']} | {r['params'] / 1e6:.0f}M | {r['untraced_ms']:.2f} | {r['traced_ms']:.2f} | "
+              f"{r['after_ms']:.2f} | {r['traced_ratio']:.3f} | {r['after_ratio']:.3f} |")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
