@@ -3,10 +3,12 @@
     python bench/trace_overhead.py [--steps 60] [--json OUT]
 
 For each model (a GPT-2-small-sized transformer in bf16 autocast, a ResNet-50-sized CNN), the
-same training step is timed for `--steps` steps in three phases: before tracing, while the
-tracer's instrumentation is installed, and after it is removed. Each step is timed with CUDA
-events (the harness synchronises once per step; the tracer itself does not). Reported: median
-step time per phase and the ratios traced/untraced and after/untraced.
+same training step is timed in blocks: one block before any tracing, then six rounds of a block
+with the tracer's instrumentation installed followed by a block after it was removed (alternating
+so that clock and thermal drift hit both alike). Each step is timed with CUDA events (the harness
+synchronises once per step; the tracer itself does not). Reported: the median step time of each
+phase (a block's median; the median over blocks) and the ratios traced/untraced and
+after/untraced.
 """
 from __future__ import annotations
 
@@ -79,14 +81,20 @@ def measure(name, build, steps):
     for _ in range(10):  # warm-up
         step()
     torch.cuda.synchronize()
-    before = time_steps(step, steps)
-    recorder = Recorder(max_steps=10 ** 9)
-    recorder.install()
-    try:
-        traced = time_steps(step, steps)
-    finally:
-        recorder.uninstall()
-    after = time_steps(step, steps)
+    # alternate blocks so that clock and thermal drift hit all phases alike
+    before, traced, after = [], [], []
+    block = max(steps // 6, 5)
+    before.append(time_steps(step, block))
+    for _ in range(6):
+        recorder = Recorder(max_steps=10 ** 9)
+        recorder.install()
+        try:
+            traced.append(time_steps(step, block))
+        finally:
+            recorder.uninstall()
+        after.append(time_steps(step, block))
+    before = before[0]
+    traced, after = statistics.median(traced), statistics.median(after)
     return {"model": name, "params": sum(p.numel() for p in model.parameters()), "untraced_ms": before,
             "traced_ms": traced, "after_ms": after, "traced_ratio": traced / before, "after_ratio": after / before}
 
