@@ -31,7 +31,7 @@ _PER_BATCH_HOOKS = {"training_step"}  # Lightning (manual optimisation lives her
 def build_file_facts(tree: ast.Module, path: str, module_name: str, package: str, hints, index) -> FileFacts:
     facts = FileFacts(
         path=path, tree=tree, module_name=module_name, package=package, imports={},
-        functions=[], module=None, class_attributes={}, class_bases={}, by_node={}, hints=hints,
+        functions=[], module=None, class_attributes={}, class_bases={}, hints=hints,
         index=index,
     )
     module = FunctionFacts("<module>", "<module>", tree, None, None, [], facts)
@@ -236,7 +236,6 @@ class _Walker:
         fn = FunctionFacts(node.name, prefix + node.name, node, outer, class_name or (outer.class_name if outer else None),
                            params, self.facts)
         self.facts.functions.append(fn)
-        self.facts.by_node[id(node)] = fn
         walker = _Walker(self.facts, fn, self.pending)
         if node.name in _PER_BATCH_HOOKS:
             # the framework calls it once per batch: its body is one iteration of an unseen loop

@@ -250,7 +250,6 @@ class FileFacts:
     module: FunctionFacts  # module-level code as a pseudo-function
     class_attributes: Dict[str, Dict[str, List[ast.AST]]]  # class -> self.attr -> values
     class_bases: Dict[str, List[str]]
-    by_node: Dict[int, FunctionFacts]
     hints: object
     index: object  # the project index: summaries of functions in other files
     role_cache: Dict = field(default_factory=dict)
@@ -266,9 +265,6 @@ class FileFacts:
         if target is None:
             return name
         return f"{target}.{rest}" if rest else target
-
-    def function_at(self, node: ast.AST) -> Optional[FunctionFacts]:
-        return self.by_node.get(id(node))
 
     def local_function(self, name: str, caller: FunctionFacts) -> Optional[FunctionFacts]:
         """The function defined in this file that a call to ``name`` from ``caller`` reaches:

@@ -22,7 +22,6 @@ class Role:
     EMA = "ema"
     ACCELERATOR = "accelerator"  # accelerate.Accelerator, lightning Fabric
     ENGINE = "engine"  # DeepSpeed engine: backward/step own the bookkeeping
-    MODEL = "model"
 
 
 _KNOWN_OPTIMIZERS = {
