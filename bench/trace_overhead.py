@@ -1,14 +1,14 @@
 """What `trainlint trace` adds to a real training step on a GPU, measured in one run.
 
-    python bench/trace_overhead.py [--steps 60] [--json OUT]
+    python bench/trace_overhead.py [--rounds 24] [--block 5] [--json OUT]
 
 For each model (a GPT-2-small-sized transformer in bf16 autocast, a ResNet-50-sized CNN), the
-same training step is timed in blocks: one block before any tracing, then six rounds of a block
-with the tracer's instrumentation installed followed by a block after it was removed (alternating
-so that clock and thermal drift hit both alike). Each step is timed with CUDA events (the harness
-synchronises once per step; the tracer itself does not). Reported: the median step time of each
-phase (a block's median; the median over blocks) and the ratios traced/untraced and
-after/untraced.
+same training step is timed: one block before any tracing, then rounds of a block with a fresh
+tracer's instrumentation installed followed by a block after it was removed (short alternating
+blocks, so that clock and thermal drift hit both alike). Each step is timed with CUDA events (the
+harness synchronises once per step, as a loop that logs `loss.item()` does; the tracer itself
+does not). Reported: the median step time of each phase over all its steps, and the ratios
+traced/after (the cost while tracing) and after/before (what lingers once tracing stopped).
 """
 from __future__ import annotations
 
@@ -60,10 +60,10 @@ def time_steps(step, count):
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    return times
 
 
-def measure(name, build, steps):
+def measure(name, build, rounds, block):
     model, batch, loss_fn, dtype = build()
     model = model.cuda().train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
@@ -81,39 +81,57 @@ def measure(name, build, steps):
     for _ in range(10):  # warm-up
         step()
     torch.cuda.synchronize()
-    # alternate blocks so that clock and thermal drift hit all phases alike
-    before, traced, after = [], [], []
-    block = max(steps // 6, 5)
-    before.append(time_steps(step, block))
-    for _ in range(6):
-        recorder = Recorder(max_steps=10 ** 9)
-        recorder.install()
-        try:
-            traced.append(time_steps(step, block))
-        finally:
-            recorder.uninstall()
-        after.append(time_steps(step, block))
-    before = before[0]
-    traced, after = statistics.median(traced), statistics.median(after)
-    # traced blocks against the untraced blocks interleaved with them; the first block against
-    # those same blocks shows whether anything lingers after the instrumentation is removed
-    return {"model": name, "params": sum(p.numel() for p in model.parameters()), "untraced_ms": before,
-            "traced_ms": traced, "after_ms": after, "traced_ratio": traced / after, "after_ratio": after / before}
+    before = time_steps(step, 4 * block)
+    traced: dict = {variant: [] for variant in VARIANTS}
+    after = []
+    for _ in range(rounds):  # short alternating blocks: clock and thermal drift hit every phase alike
+        for variant, recorder_class in VARIANTS.items():
+            recorder = recorder_class(max_steps=10 ** 9)
+            recorder.install()
+            try:
+                traced[variant] += time_steps(step, block)
+            finally:
+                recorder.uninstall()
+            after += time_steps(step, block)
+    before, after = statistics.median(before), statistics.median(after)
+    # traced steps against the untraced steps interleaved with them; the block before any tracing
+    # against those same steps shows whether anything lingers once the instrumentation is removed
+    result = {"model": name, "params": sum(p.numel() for p in model.parameters()), "untraced_ms": before,
+              "after_ms": after, "after_ratio": after / before}
+    for variant, times in traced.items():
+        result[variant] = {"traced_ms": statistics.median(times), "traced_ratio": statistics.median(times) / after}
+    return result
+
+
+class WithoutStepNorms(Recorder):
+    """The tracer without its per-step norm passes: what its hooks and wrappers alone cost."""
+
+    def _before_step(self, opt, args, kwargs):
+        pass
+
+    def _after_step(self, opt, args, kwargs):
+        pass
+
+
+VARIANTS = {"tracer": Recorder, "hooks only": WithoutStepNorms}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=24)
+    parser.add_argument("--block", type=int, default=5)
     parser.add_argument("--json")
     args = parser.parse_args()
-    results = [measure("GPT-2-small-sized transformer (bf16, batch 8x512)", gpt2_small, args.steps),
-               measure("ResNet-50 (bf16, batch 64x224x224)", resnet50, args.steps)]
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, median of {args.steps} steps per phase")
-    print("| model | params | before ms | traced ms | after ms | traced ÷ after | after ÷ before |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    results = [measure("GPT-2-small-sized transformer (bf16, batch 8x512)", gpt2_small, args.rounds, args.block),
+               measure("ResNet-50 (bf16, batch 64x224x224)", resnet50, args.rounds, args.block)]
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}: {args.rounds} rounds of {args.block} traced "
+          f"then {args.block} untraced steps, after {4 * args.block} steps before any tracing; median step times")
+    print("| model | params | before ms | traced ms | after ms | traced ÷ after | after ÷ before | hooks only ÷ after |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['model']} | {r['params'] / 1e6:.0f}M | {r['untraced_ms']:.2f} | {r['traced_ms']:.2f} | "
-              f"{r['after_ms']:.2f} | {r['traced_ratio']:.3f} | {r['after_ratio']:.3f} |")
+        print(f"| {r['model']} | {r['params'] / 1e6:.0f}M | {r['untraced_ms']:.2f} | {r['tracer']['traced_ms']:.2f} | "
+              f"{r['after_ms']:.2f} | {r['tracer']['traced_ratio']:.3f} | {r['after_ratio']:.3f} | "
+              f"{r['hooks only']['traced_ratio']:.3f} |")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=1)

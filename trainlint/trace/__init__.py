@@ -56,11 +56,9 @@ def trace(target: str, args: List[str], steps: int = 8, timeout: Optional[float]
 
 
 def timeline(recorder: Recorder) -> List[dict]:
-    """Per micro-batch: its events, the loss, and per step the LR and gradient norm."""
-    from .recorder import read
-
-    losses = [read(v) for v in recorder.losses]
-    rows: List[dict] = [{"micro": i + 1, "loss": loss, "events": []} for i, loss in enumerate(losses)]
+    """Per micro-batch: its events, the loss, and per step the LR, the gradient norm of each
+    optimizer group and how much the weights moved."""
+    rows: List[dict] = [{"micro": i + 1, "loss": float(loss), "events": []} for i, loss in enumerate(recorder.losses)]
     step_rows = iter(recorder.step_stats)
     for event in recorder.events:
         if not rows:
@@ -70,10 +68,9 @@ def timeline(recorder: Recorder) -> List[dict]:
         row = rows[min(index, len(rows) - 1)]
         entry = {"kind": event.kind, "site": f"{os.path.basename(event.site[0])}:{event.site[1]}"}
         if event.kind == "step":
-            stats = next(step_rows, {})
-            squared = read(stats.get("grad_norm"))
-            entry.update(grad_norm=None if squared is None else squared ** 0.5,
-                         lr=[float(lr) for lr in stats.get("lr", []) if lr is not None])
+            stats = next(step_rows)
+            entry.update(grad_norm=stats.grad_norm(), group_grad_norms=stats.group_grad_norms(),
+                         update=stats.update(), lr=[float(lr) for lr in stats.lr if lr is not None])
         row["events"].append(entry)
     return rows
 

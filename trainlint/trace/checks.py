@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Tuple
 
 from torch import nn
 
-from .recorder import Recorder, read
+from .recorder import Recorder
 
 Site = Tuple[str, int]
 # which recorded events put a static finding's line on a path that ran
@@ -22,11 +22,12 @@ _NAMES = {"TR001": "no-gradient-flow", "TR002": "parameters-not-updated", "TR003
 
 
 def windows(recorder: Recorder) -> List[list]:
-    """Events split at optimizer steps: each window ends with the step that applied it."""
+    """Events split at optimizer steps: each window ends with the step that applied it (or the
+    GradScaler step that skipped it)."""
     result, current = [], []
     for event in recorder.events:
         current.append(event)
-        if event.kind == "step":
+        if event.kind in ("step", "skipped_step"):
             result.append(current)
             current = []
     return result
@@ -61,10 +62,9 @@ def evidence(recorder: Recorder) -> Dict[str, List[Tuple[Site, str]]]:
     for site in recorder.uncleared_steps:
         add("TL203", site, "optimizer.step() applied gradients that were never cleared since the previous step")
     events = recorder.events
-    losses = [read(v) for v in recorder.losses]
+    losses = [float(v) for v in recorder.losses]
     backward_events = [i for i, e in enumerate(events) if e.kind == "backward"]
-    step_norms = {id(e): read(s.get("grad_norm")) for e, s in zip([e for e in events if e.kind == "step"],
-                                                                  recorder.step_stats)}
+    step_norms = {id(e): s.grad_norm() for e, s in zip([e for e in events if e.kind == "step"], recorder.step_stats)}
     for number, index in enumerate(backward_events):
         if math.isfinite(losses[number]):
             continue
@@ -89,8 +89,8 @@ def evidence(recorder: Recorder) -> Dict[str, List[Tuple[Site, str]]]:
     schedules = [e for e in recorder.events if e.kind == "scheduler"]
     if steps and len(schedules) > 1.5 * steps:
         add("TL401", schedules[0].site, f"the scheduler stepped {len(schedules)} times for {steps} optimizer steps")
-    ratios = [read(loss) / read(criterion) for loss, criterion in zip(recorder.losses, recorder.criteria)
-              if criterion is not None and read(criterion)]
+    ratios = [float(loss) / float(criterion) for loss, criterion in zip(recorder.losses, recorder.criteria)
+              if criterion is not None and float(criterion)]
     if len(ratios) >= 2 and max(ratios) - min(ratios) > 1e-3 * max(abs(r) for r in ratios):
         site = next(e.site for e in recorder.events if e.kind == "backward")
         add("TL301", site, f"the loss given to backward() was {min(ratios):.4g}x to {max(ratios):.4g}x the "
@@ -117,26 +117,32 @@ def runtime_findings(recorder: Recorder) -> List[dict]:
 
     step_events = [e for e in recorder.events if e.kind == "step"]
     stats = recorder.step_stats
+    names = parameter_names(recorder)
     for event, stat in zip(step_events, stats):
-        grad_norm = read(stat.get("grad_norm"))
-        if grad_norm is not None and not math.isfinite(grad_norm):
-            add("TR005", event.site, f"non-finite gradient norm at optimizer step {event.step + 1}")
+        bad = [p for p, norm in zip(stat.params, stat.grad_norms()) if norm is not None and not math.isfinite(norm)]
+        if bad:
+            add("TR005", event.site, f"non-finite gradients at optimizer step {event.step + 1} in {len(bad)} "
+                                     f"parameters (first: {names(bad[0])})")
             break
-    no_grad = [e for e, s in zip(step_events, stats) if not read(s.get("grad_norm"))]
+    no_grad = [e for e, s in zip(step_events, stats) if not s.grad_norm()]
     if stats and len(no_grad) == len(stats):
         add("TR001", no_grad[0].site, f"no parameter received a non-zero gradient before any of the "
                                       f"{len(stats)} optimizer steps")
-    unchanged = [e for e, s in zip(step_events, stats) if s.get("update") is not None and read(s["update"]) == 0]
+    unchanged = [e for e, s in zip(step_events, stats) if s.update() == 0]
     if stats and len(unchanged) == len(stats):
         add("TR002", unchanged[0].site, f"{len(stats)} optimizer steps ran and no parameter changed "
                                         f"(learning rate 0, everything frozen, or zero gradients)")
-    optimized = {id(p) for opt in recorder.optimizers.values() for g in opt.param_groups for p in g["params"]}
-    missing = [(name, p) for root in recorder.roots.values() for name, p in root.named_parameters()
-               if p.requires_grad and id(p) not in optimized]
+    optimized = {id(p): p for opt in recorder.optimizers.values() for g in opt.param_groups for p in g["params"]}
+    missing = [(name, p) for root in recorder.roots.values() if root.trainable
+               for name, p in root.module.named_parameters() if p.requires_grad and id(p) not in optimized]
     if step_events and missing:
         add("TR003", step_events[0].site, f"{len(missing)} trainable parameters of the trained model are in no "
                                           f"optimizer group (first: {missing[0][0]})")
-    losses = [read(v) for v in recorder.losses]
+    never = [p for key, p in optimized.items() if p.requires_grad and key not in recorder.params_with_grad]
+    if len(stats) >= 2 and 0 < len(never) < len(optimized):
+        add("TR003", step_events[0].site, f"{len(never)} parameters of the optimizer never received a gradient in "
+                                          f"{len(stats)} steps (first: {names(never[0])}): the loss does not use them")
+    losses = [float(v) for v in recorder.losses]
     non_finite = [i for i, v in enumerate(losses) if not math.isfinite(v)]
     backward_sites = [e.site for e in recorder.events if e.kind == "backward"]
     if non_finite and not any(f["code"] == "TR005" for f in findings):
@@ -145,21 +151,39 @@ def runtime_findings(recorder: Recorder) -> List[dict]:
     if len(step_events) >= 3 and len(finite) >= 3 and max(finite) - min(finite) <= 1e-4 * max(abs(max(finite)), 1e-12):
         add("TR004", backward_sites[0], f"the loss stayed at {finite[0]:.4f} for {len(finite)} micro-batches"
                                         f"{explain_constant(finite[0], recorder)}")
-    scales = [read(s) for s in recorder.scales]
-    skipped = sum(1 for before, after in zip(scales, scales[1:]) if after < before)
-    if len(scales) >= 4 and skipped > len(scales) / 2:
-        add("TR006", step_events[0].site if step_events else backward_sites[0],
-            f"the GradScaler skipped {skipped} of {len(scales)} steps (the loss scale kept shrinking)")
-    fingerprints = [read(v) for v in recorder.inputs]
+    skipping = scaler_skipping(recorder.scaler_steps)
+    if skipping:
+        add("TR006", step_events[0].site if step_events else backward_sites[0], skipping)
+    fingerprints = [float(v) for v in recorder.inputs]
     if len(step_events) >= 3 and len(fingerprints) >= 3 and len(set(fingerprints)) == 1:
         add("TR007", backward_sites[0], f"the model got the same input batch in all {len(fingerprints)} forwards")
-    if any(read(flag) for flag in recorder.zero_norm_inputs):
+    if any(float(flag) for flag in recorder.zero_norm_inputs):
         add("TR008", backward_sites[0] if backward_sites else ("<unknown>", 0),
             "rows of norm 0 were fed to F.normalize: their direction is undefined (zero vectors)")
     frozen = frozen_output(recorder)
     if frozen and step_events:
         add("TR009", step_events[0].site, frozen)
     return findings
+
+
+def scaler_skipping(stepped: List[bool]) -> Optional[str]:
+    """GradScaler skipping most steps. The skips before its first step are the scale searching
+    down from its initial value (normal) unless they go on past where the scale would be below 1."""
+    warm_up = next((i for i, ran in enumerate(stepped) if ran), len(stepped))
+    if warm_up >= 17:
+        return f"the GradScaler skipped all {warm_up} steps: the gradients are not finite even unscaled"
+    later = stepped[warm_up:]
+    skipped = later.count(False)
+    if skipped >= 3 and skipped > len(later) / 2:
+        return (f"the GradScaler skipped {skipped} of {len(later)} steps after its first one "
+                f"(inf/NaN gradients in most steps)")
+    return None
+
+
+def parameter_names(recorder: Recorder):
+    """A parameter's name in the trained model, or its shape when no traced model owns it."""
+    known = {id(p): name for root in recorder.roots.values() for name, p in root.module.named_parameters()}
+    return lambda p: known.get(id(p), f"a parameter of shape {tuple(p.shape)}")
 
 
 def explain_constant(value: float, recorder: Recorder) -> str:
@@ -182,7 +206,7 @@ def explain_constant(value: float, recorder: Recorder) -> str:
 
 
 def frozen_output(recorder: Recorder) -> Optional[str]:
-    for root in recorder.roots.values():
+    for root in (r.module for r in recorder.roots.values() if r.trainable):
         layers = [m for m in root.modules() if any(True for _ in m.parameters(recurse=False))]
         if not layers:
             continue

@@ -1,12 +1,14 @@
-"""Instrumentation for `trainlint trace`: public PyTorch hooks first (global optimizer step
-pre/post hooks, global module forward hooks), wrappers only where no hook exists (backward,
-zero_grad, scheduler step, GradScaler, Module.train, F.normalize). Every event gets the call site
-of the first user frame. Per-step numbers (gradient norms, parameter-norm changes, losses) stay
-on the device as small tensors and are read once, when tracing ends: no host synchronisation in
-the hot path."""
+"""Instrumentation for `trainlint trace`: public PyTorch hooks first (global optimizer step pre/post
+hooks, a global module forward pre-hook), wrappers only where no hook exists (backward, zero_grad,
+scheduler step, GradScaler, Module.train, F.normalize). Every event gets the call site of the first
+user frame. Per-step numbers (per-parameter gradient and weight norms, losses) stay on the device
+and are read once, when tracing ends: no host synchronisation in the hot path. The per-call cost is
+kept to what a training step can hide: one fused norm pass over the gradients and one over the
+weights per optimizer step, and for every module call a single dictionary look-up."""
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ class StopTracing(BaseException):
 
 @dataclass
 class Event:
-    kind: str  # backward | step | zero_grad | scheduler | mode | scale | unscale | scaler_step | scaler_update
+    kind: str  # backward | step | skipped_step | zero_grad | scheduler | mode | unscale | scaler_step | scaler_update
     step: int  # optimizer steps completed before the event
     micro: int  # backward calls before the event
     site: Tuple[str, int]
@@ -50,32 +52,110 @@ def user_site() -> Tuple[str, int]:
     return "<unknown>", 0
 
 
+class Norms:
+    """The 2-norm of each tensor of a list (None entries stay None), computed with one fused kernel
+    per device and kept on the device until `read()`."""
+
+    def __init__(self, tensors: List[Optional[torch.Tensor]]):
+        self.size = len(tensors)
+        by_device: Dict[torch.device, Tuple[List[int], List[torch.Tensor]]] = {}
+        for position, tensor in enumerate(tensors):
+            if tensor is not None:
+                positions, group = by_device.setdefault(tensor.device, ([], []))
+                positions.append(position)
+                group.append(tensor.detach())
+        self.parts = [(positions, torch.stack(_fused_norms(group))) for positions, group in by_device.values()]
+        self._values: Optional[List[Optional[float]]] = None
+
+    def read(self) -> List[Optional[float]]:
+        if self._values is None:
+            self._values = [None] * self.size
+            for positions, norms in self.parts:
+                for position, value in zip(positions, norms.tolist()):
+                    self._values[position] = value
+        return self._values
+
+
+def _fused_norms(tensors: List[torch.Tensor]) -> List[torch.Tensor]:
+    try:  # accumulate and return in float32: a float16 norm overflows long before its elements do
+        return torch._foreach_norm(tensors, dtype=torch.float32)
+    except TypeError:  # torch < 2.5 has no dtype argument
+        return [norm.float() for norm in torch._foreach_norm(tensors)]
+
+
+@dataclass
+class StepStats:
+    """One optimizer step: its parameters (flattened over groups) and their norms."""
+
+    optimizer: int
+    params: List[torch.Tensor]
+    groups: List[int]  # the param group of each parameter
+    lr: List[Optional[float]]
+    plain: bool  # optimizer.step() called directly, not through GradScaler.step
+    grads: Norms  # gradient norm of each parameter (None: no gradient)
+    before: Optional[Norms]  # parameter norms before the step (None: the parameter list changed)
+    after: Norms
+
+    def grad_norms(self) -> List[Optional[float]]:
+        return self.grads.read()
+
+    def grad_norm(self) -> Optional[float]:
+        """The global gradient norm, as clip_grad_norm_ computes it; None when no parameter had one."""
+        present = [v for v in self.grad_norms() if v is not None]
+        return math.sqrt(sum(v * v for v in present)) if present else None
+
+    def group_grad_norms(self) -> List[Optional[float]]:
+        squares: Dict[int, float] = {}
+        for group, value in zip(self.groups, self.grad_norms()):
+            if value is not None:
+                squares[group] = squares.get(group, 0.0) + value * value
+        return [math.sqrt(squares[g]) if g in squares else None for g in range(len(self.lr))]
+
+    def update(self) -> Optional[float]:
+        """How much the parameter norms moved in this step (0: nothing changed)."""
+        if self.before is None:
+            return None
+        return sum(abs(a - b) for a, b in zip(self.after.read(), self.before.read()))
+
+
+@dataclass
+class RootModule:
+    """A module called from user code with gradients enabled: the model being trained."""
+
+    module: nn.Module
+    trainable: bool
+    mode_sensitive: str  # kinds of its dropout / batch-norm layers, "" if it has none
+
+
 class Recorder:
     def __init__(self, max_steps: int):
         self.max_steps = max_steps
         self.events: List[Event] = []
-        self.steps = 0
+        self.steps = 0  # optimizer steps taken
+        self.scaler_steps: List[bool] = []  # per GradScaler.step call: whether optimizer.step ran
         self.micro = 0
         self.losses: List[torch.Tensor] = []  # value given to each backward()
         self.criteria: List[Optional[torch.Tensor]] = []  # the last loss-module output before each backward
-        self.step_stats: List[Dict[str, Any]] = []
+        self.step_stats: List[StepStats] = []
         self.optimizers: Dict[int, torch.optim.Optimizer] = {}
-        self.roots: Dict[int, nn.Module] = {}  # modules called from user code with grad enabled
+        self.roots: Dict[int, RootModule] = {}
         self.inputs: List[torch.Tensor] = []  # fingerprint of each root forward's first tensor input
         self.zero_norm_inputs: List[torch.Tensor] = []
         self.scaled: set = set()  # ids of tensors returned by GradScaler.scale
-        self.scales: List[torch.Tensor] = []
-        self.eval_forwards_in_micro: Dict[int, str] = {}  # micro-batch -> module type trained in eval mode
+        self.eval_forwards_in_micro: Dict[int, str] = {}  # micro-batch -> layers a trained model ran in eval mode
         self.uncleared_steps: List[Tuple[str, int]] = []  # steps applying gradients never cleared since the last
+        self.params_with_grad: set = set()  # ids of parameters that had a gradient at some step
         self.fp16_params = False
         self.fp16_autocast = False
         self._last_criterion: Optional[torch.Tensor] = None
-        self._depth = 0
+        self._within_roots: set = set()  # ids of every module inside a known root (the hot path's fast exit)
         self._in_backward = False
         self._in_scaler_step = False
+        self._in_train = False
         self._cleared: Dict[int, bool] = {}  # optimizer -> zero_grad (of it or of a module) since its last step
         self._grad_ids: Dict[int, int] = {}  # optimizer -> id of its first gradient tensor after its last step
-        self._pending: Dict[int, Any] = {}
+        self._last_norms: Dict[int, Tuple[List[torch.Tensor], Norms]] = {}  # optimizer -> params, norms after its step
+        self._pending: Dict[int, dict] = {}
         self._undo: List[Callable[[], None]] = []
 
     # -- installing -----------------------------------------------------------------------------
@@ -89,7 +169,6 @@ class Recorder:
             optimizer.register_optimizer_step_pre_hook(self._before_step),
             optimizer.register_optimizer_step_post_hook(self._after_step),
             module.register_module_forward_pre_hook(self._before_forward),
-            module.register_module_forward_hook(self._after_forward),
         ]
         self._undo.extend(handle.remove for handle in handles)
         self._wrap(torch.Tensor, "backward", self._backward)
@@ -142,7 +221,7 @@ class Recorder:
 
     def _note_backward(self, root: torch.Tensor) -> None:
         self.record("backward", connected=root.grad_fn is not None, scaled=id(root) in self.scaled)
-        self.losses.append(root.detach().float().sum())
+        self.losses.append(root.detach().sum(dtype=torch.float32))
         self.criteria.append(self._last_criterion)
         self._last_criterion = None
         self.micro += 1
@@ -150,47 +229,70 @@ class Recorder:
     def _before_step(self, opt, args, kwargs):
         self.optimizers[id(opt)] = opt
         params = [p for group in opt.param_groups for p in group["params"]]
-        grads = [p.grad for p in params if p.grad is not None]
+        grads = [p.grad for p in params]
+        first = next((g for g in grads if g is not None), None)
         # the same gradient tensor as after the last step, and no zero_grad since: never cleared
-        if grads and not self._cleared.get(id(opt), True) and self._grad_ids.get(id(opt)) == id(grads[0]):
+        if first is not None and not self._cleared.get(id(opt), True) and self._grad_ids.get(id(opt)) == id(first):
             self.uncleared_steps.append(user_site())
-        self.fp16_params = self.fp16_params or any(p.dtype == torch.float16 for p in params[:1])
-        self._pending[id(opt)] = {
-            "grad_norm": _norm(grads), "param_norms": _norms(params), "grads_missing": len(params) - len(grads),
-            "lr": [group.get("lr") for group in opt.param_groups], "plain": not self._in_scaler_step,
-        }
+        self.params_with_grad.update(id(p) for p, g in zip(params, grads) if g is not None)
+        self.fp16_params = self.fp16_params or (bool(params) and params[0].dtype == torch.float16)
+        previous = self._last_norms.get(id(opt))
+        if previous is not None and len(previous[0]) == len(params) and all(a is b for a, b in zip(previous[0], params)):
+            before = previous[1]  # nothing but this optimizer's step moves its weights between two steps
+        else:
+            before = Norms(params)
+        self._pending[id(opt)] = {"params": params, "grads": Norms(grads), "before": before,
+                                  "lr": [group.get("lr") for group in opt.param_groups],
+                                  "groups": [g for g, group in enumerate(opt.param_groups) for _ in group["params"]]}
 
     def _after_step(self, opt, args, kwargs):
-        stats = self._pending.pop(id(opt), {})
-        params = [p for group in opt.param_groups for p in group["params"]]
-        before = stats.pop("param_norms", None)
-        after = _norms(params)
-        stats["update"] = [(a - b).abs().sum() for a, b in zip(after, before)] if before and after else None
-        stats["optimizer"] = id(opt)
-        self.step_stats.append(stats)
-        first = next((p.grad for p in params if p.grad is not None), None)
+        pending = self._pending.pop(id(opt))
+        after = Norms(pending["params"])
+        self._last_norms[id(opt)] = (pending["params"], after)
+        self.step_stats.append(StepStats(id(opt), pending["params"], pending["groups"], pending["lr"],
+                                         not self._in_scaler_step, pending["grads"], pending["before"], after))
+        first = next((p.grad for p in pending["params"] if p.grad is not None), None)
         self._grad_ids[id(opt)] = id(first) if first is not None else None
         self._cleared[id(opt)] = False
-        self.record("step", plain=stats.get("plain", True), optimizer=id(opt))
+        self.record("step", plain=not self._in_scaler_step, optimizer=id(opt))
         self.steps += 1
-        if self.steps >= self.max_steps:
+        self._stop_when_done()
+
+    def _stop_when_done(self) -> None:
+        # a scaler that skips forever must not trace forever: 8 skips per step asked is far past any warm-up
+        if self.steps >= self.max_steps or self.scaler_steps.count(False) >= 8 * self.max_steps:
             raise StopTracing("stopped-after-steps")
 
     def _before_forward(self, module, inputs):
-        if self._depth == 0 and torch.is_grad_enabled():
-            self.roots[id(module)] = module
-            self.fp16_autocast = self.fp16_autocast or _autocast_fp16(inputs)
-            first = next((x for x in inputs if isinstance(x, torch.Tensor)), None)
-            if first is not None and first.numel():
-                self.inputs.append(first.detach().float().sum())
-        self._depth += 1
-        if isinstance(module, _MODE_SENSITIVE) and not module.training and torch.is_grad_enabled():
-            self.eval_forwards_in_micro.setdefault(self.micro, type(module).__name__)
+        if id(module) in self._within_roots and id(module) not in self.roots:
+            return
+        if not torch.is_grad_enabled():
+            return
+        root = self.roots.get(id(module))
+        if root is None:
+            root = self._add_root(module)
+        self.fp16_autocast = self.fp16_autocast or _autocast_fp16(inputs)
+        first = next((x for x in inputs if isinstance(x, torch.Tensor)), None)
+        if first is not None and first.numel():
+            self.inputs.append(first.detach().sum(dtype=torch.float32))
+        if root.trainable and root.mode_sensitive and not _training(module):
+            self.eval_forwards_in_micro.setdefault(self.micro, root.mode_sensitive)
 
-    def _after_forward(self, module, inputs, output):
-        self._depth = max(0, self._depth - 1)
-        if isinstance(module, nn.modules.loss._Loss) and isinstance(output, torch.Tensor):
-            self._last_criterion = output.detach().float().sum()
+    def _add_root(self, module: nn.Module) -> RootModule:
+        kinds = []
+        for inner in module.modules():
+            self._within_roots.add(id(inner))
+            if isinstance(inner, _MODE_SENSITIVE) and type(inner).__name__ not in kinds:
+                kinds.append(type(inner).__name__)
+            if isinstance(inner, nn.modules.loss._Loss):
+                self._undo.append(inner.register_forward_hook(self._after_loss).remove)
+        root = RootModule(module, any(p.requires_grad for p in module.parameters()), ", ".join(kinds))
+        self.roots[id(module)] = root
+        return root
+
+    def _after_loss(self, module, inputs, output):
+        if isinstance(output, torch.Tensor):
+            self._last_criterion = output.detach().sum(dtype=torch.float32)
 
     def _zero_grad(self, original, owner, *args, **kwargs):
         self.record("zero_grad", owner=id(owner), optimizer=isinstance(owner, torch.optim.Optimizer))
@@ -200,9 +302,14 @@ class Recorder:
         return original(owner, *args, **kwargs)
 
     def _train(self, original, module, mode=True):
-        if self._depth == 0:
-            self.record("mode", mode="train" if mode else "eval", module=type(module).__name__)
-        return original(module, mode)
+        if self._in_train:  # train() recursing into the children
+            return original(module, mode)
+        self.record("mode", mode="train" if mode else "eval", module=type(module).__name__)
+        self._in_train = True
+        try:
+            return original(module, mode)
+        finally:
+            self._in_train = False
 
     def _scheduler_step(self, original, scheduler, *args, **kwargs):
         if getattr(scheduler, "_trainlint_inside", False):  # a subclass calling super().step()
@@ -225,26 +332,36 @@ class Recorder:
         return original(scaler, optimizer, *args, **kwargs)
 
     def _scaler_step(self, original, scaler, optimizer, *args, **kwargs):
+        steps = self.steps
         self._in_scaler_step = True
         try:
             self.record("scaler_step")
-            return original(scaler, optimizer, *args, **kwargs)
+            result = original(scaler, optimizer, *args, **kwargs)
         finally:
             self._in_scaler_step = False
+        if scaler.is_enabled():
+            self.scaler_steps.append(self.steps > steps)
+            if self.steps == steps:  # inf/NaN gradients: the scaler skipped optimizer.step
+                self.record("skipped_step", optimizer=id(optimizer))
+                self._stop_when_done()
+        return result
 
     def _scaler_update(self, original, scaler, *args, **kwargs):
-        result = original(scaler, *args, **kwargs)
         self.record("scaler_update")
-        scale = getattr(scaler, "_scale", None)
-        if isinstance(scale, torch.Tensor):
-            self.scales.append(scale.detach().clone())
-        return result
+        return original(scaler, *args, **kwargs)
 
     def _normalize(self, original, tensor, *args, **kwargs):
         dim = kwargs.get("dim", args[1] if len(args) > 1 else 1)
         if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
             self.zero_norm_inputs.append((tensor.detach().abs().sum(dim=dim) == 0).any())
         return original(tensor, *args, **kwargs)
+
+
+def _training(module: nn.Module) -> bool:
+    """Whether the model is in training mode; a wrapper (DDP, FSDP, DataParallel) answers for the
+    model it wraps."""
+    inner = getattr(module, "module", None)
+    return module.training and (not isinstance(inner, nn.Module) or inner.training)
 
 
 def _autocast_fp16(inputs) -> bool:
@@ -254,25 +371,3 @@ def _autocast_fp16(inputs) -> bool:
         return torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.float16
     except (TypeError, RuntimeError, AttributeError):
         return False
-
-
-def _norms(tensors) -> List[torch.Tensor]:
-    """Per-tensor norms, one fused kernel and one result tensor per device, left on the device."""
-    groups: Dict[torch.device, list] = {}
-    for tensor in tensors:
-        groups.setdefault(tensor.device, []).append(tensor.detach())
-    return [torch.stack(torch._foreach_norm(group)).float() for group in groups.values()]
-
-
-def _norm(tensors) -> List[torch.Tensor]:
-    """The global norm as one partial sum of squares per device (combined when read)."""
-    return [norms.pow(2).sum() for norms in _norms(tensors)]
-
-
-def read(values) -> Optional[float]:
-    """A value recorded on the device, read on the host (at the end of tracing)."""
-    if values is None:
-        return None
-    if isinstance(values, list):
-        return float(sum(float(v) for v in values)) if values else None
-    return float(values)

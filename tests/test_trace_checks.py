@@ -1,0 +1,230 @@
+"""Each runtime check of `trainlint trace` on a small CPU script that has the problem, and on a
+look-alike that must stay quiet (deliberate patterns real training code uses)."""
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from trainlint.trace import trace  # noqa: E402
+from trainlint.trace.checks import scaler_skipping  # noqa: E402
+
+PRELUDE = """\
+import torch
+from torch import nn
+torch.manual_seed(0)
+data = [(torch.randn(8, 4), torch.randn(8, 1)) for _ in range(64)]
+"""
+
+
+def observed(tmp_path, body, steps=6):
+    """Codes the run showed (confirmed static findings, runtime-only evidence, TR findings), and the report."""
+    script = tmp_path / "train.py"
+    script.write_text(PRELUDE + textwrap.dedent(body))
+    report = trace(str(script), [], steps=steps)
+    assert report["error"] is None, report["error"]
+    return {f["code"] for f in report["findings"] if f["verdict"] in ("confirmed", "runtime-only", None)}, report
+
+
+CASES = {
+    "TR003 parameters missing from the optimizer": ("""\
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+        opt = torch.optim.SGD(model[2].parameters(), lr=0.1)
+        for x, y in data:
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        """, {"TR003"}),
+    "TR003 optimizer parameters the loss never uses": ("""\
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body, self.unused_head = nn.Linear(4, 1), nn.Linear(4, 3)
+            def forward(self, x):
+                return self.body(x)
+        model = Net()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x, y in data:
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        """, {"TR003"}),
+    "TR005 names the parameter": ("""\
+        model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x, y in data:
+            opt.zero_grad()
+            (model(x).sqrt().sum() * 0 + nn.functional.mse_loss(model(x), y)).backward()
+            opt.step()
+        """, {"TR005"}),
+    "TR006 the scaler skips most steps after its first": ("""\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        scaler = torch.amp.GradScaler("cpu", init_scale=4.0)
+        for i, (x, y) in enumerate(data):
+            loss = nn.functional.mse_loss(model(x), y) * (1.0 if i % 4 == 0 else float("inf"))
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad()
+        """, {"TR006"}),
+    "TR007 the same batch every step": ("""\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        x, y = data[0]
+        for _ in range(20):
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        """, {"TR007"}),
+    "TL202 zero_grad between backward and step": ("""\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x, y in data:
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.zero_grad()
+            opt.step()
+        """, {"TL202"}),
+    "TL203 gradients never cleared": ("""\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        for x, y in data:
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        """, {"TL203"}),
+    "TL501 plain step after a scaled backward": ("""\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        scaler = torch.amp.GradScaler("cpu", init_scale=8.0)
+        for x, y in data:
+            opt.zero_grad()
+            scaler.scale(nn.functional.mse_loss(model(x), y)).backward()
+            opt.step()
+        """, {"TL501"}),
+    "TL102 model left in eval mode after validation": ("""\
+        model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(10):
+            for x, y in data[:4]:
+                opt.zero_grad()
+                nn.functional.mse_loss(model(x), y).backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                model(data[-1][0])
+        """, {"TL102"}),
+}
+
+LOOKALIKES = {
+    "frozen batch-norm statistics in a training model (mmdet norm_eval)": """\
+        model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        model.train()
+        model[1].eval()
+        for x, y in data:
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        """,
+    "a frozen teacher in eval mode, called with gradients enabled": """\
+        student = nn.Linear(4, 1)
+        teacher = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 1)).eval().requires_grad_(False)
+        opt = torch.optim.SGD(student.parameters(), lr=0.1)
+        for x, y in data:
+            opt.zero_grad()
+            nn.functional.mse_loss(student(x), teacher(x)).backward()
+            opt.step()
+        """,
+    "frozen parameters passed to the optimizer": """\
+        model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 1))
+        model[0].requires_grad_(False)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x, y in data:
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        """,
+    "a GradScaler skipping its first steps while the scale comes down": """\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-18)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 75)
+        for x, y in data:
+            out = model(x)
+            out.register_hook(lambda grad: grad * 1e17)  # gradients as large as fp16 ones are, relative to its range
+            scaler.scale(nn.functional.mse_loss(out, y)).backward()
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad()
+        """,
+    "gradient accumulation": """\
+        model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.1), nn.Linear(8, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for i, (x, y) in enumerate(data):
+            (nn.functional.mse_loss(model(x), y) / 4).backward()
+            if (i + 1) % 4 == 0:
+                opt.step()
+                opt.zero_grad()
+        """,
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_check_fires(tmp_path, name):
+    body, expected = CASES[name]
+    codes, report = observed(tmp_path, body)
+    assert expected <= codes, report["findings"]
+
+
+@pytest.mark.parametrize("name", LOOKALIKES)
+def test_lookalike_is_quiet(tmp_path, name):
+    codes, report = observed(tmp_path, LOOKALIKES[name])
+    assert codes == set(), report["findings"]
+    assert report["steps"] == 6
+
+
+def test_non_finite_gradient_names_the_parameter(tmp_path):
+    codes, report = observed(tmp_path, CASES["TR005 names the parameter"][0])
+    [finding] = [f for f in report["findings"] if f["code"] == "TR005"]
+    assert "(first: 0.weight)" in finding["message"]
+
+
+def test_never_used_parameter_is_named(tmp_path):
+    codes, report = observed(tmp_path, CASES["TR003 optimizer parameters the loss never uses"][0])
+    [finding] = [f for f in report["findings"] if f["code"] == "TR003"]
+    assert "2 parameters" in finding["message"] and "unused_head.weight" in finding["message"]
+
+
+def test_skipped_scaler_step_closes_the_accumulation_window(tmp_path):
+    """A step the scaler skipped is still the end of a window: the zero_grad after it is not TL201."""
+    codes, report = observed(tmp_path, LOOKALIKES["a GradScaler skipping its first steps while the scale comes down"])
+    kinds = [e["kind"] for row in report["timeline"] for e in row["events"]]
+    assert "skipped_step" in kinds and "TL201" not in codes
+
+
+@pytest.mark.parametrize("stepped, fires", [
+    ([False] * 6 + [True] * 8, False),  # warm-up: the scale searching down from its initial value
+    ([False] * 17, True),  # past where the scale would be below 1
+    ([True] + [False, False, True] * 3, True),
+    ([True] * 7 + [False], False),  # an occasional skip after the scale grew
+])
+def test_scaler_skipping(stepped, fires):
+    assert bool(scaler_skipping(stepped)) is fires
+
+
+def test_timeline_has_group_norms_and_updates(tmp_path):
+    body = """\
+        model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 1))
+        opt = torch.optim.SGD([{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 0.0}], lr=0.1)
+        for x, y in data:
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        """
+    codes, report = observed(tmp_path, body, steps=3)
+    steps = [e for row in report["timeline"] for e in row["events"] if e["kind"] == "step"]
+    assert len(steps) == 3
+    for step in steps:
+        first, second = step["group_grad_norms"]
+        assert first > 0 and second > 0
+        assert abs(step["grad_norm"] - (first ** 2 + second ** 2) ** 0.5) < 1e-4 * step["grad_norm"]
+        assert step["update"] > 0 and step["lr"] == [0.1, 0.0]
