@@ -7,8 +7,11 @@ same training step is timed: one block before any tracing, then rounds of a bloc
 tracer's instrumentation installed followed by a block after it was removed (short alternating
 blocks, so that clock and thermal drift hit both alike). Each step is timed with CUDA events (the
 harness synchronises once per step, as a loop that logs `loss.item()` does; the tracer itself
-does not). Reported: the median step time of each phase over all its steps, and the ratios
-traced/after (the cost while tracing) and after/before (what lingers once tracing stopped).
+does not). Reported: the median step time of each phase over all its steps, the ratios
+traced/after (the cost while tracing) and after/before (what lingers once tracing stopped), and
+the median over rounds of each traced block's median over the untraced block right after it
+(paired: insensitive to drift between rounds). "hooks only" is the tracer without its per-step
+norm passes, to tell the two costs apart.
 """
 from __future__ import annotations
 
@@ -81,36 +84,39 @@ def measure(name, build, rounds, block):
     for _ in range(10):  # warm-up
         step()
     torch.cuda.synchronize()
-    before = time_steps(step, 4 * block)
+    before = time_steps(step, rounds * block // 2)
     traced: dict = {variant: [] for variant in VARIANTS}
+    paired: dict = {variant: [] for variant in VARIANTS}
     after = []
     for _ in range(rounds):  # short alternating blocks: clock and thermal drift hit every phase alike
         for variant, recorder_class in VARIANTS.items():
             recorder = recorder_class(max_steps=10 ** 9)
             recorder.install()
             try:
-                traced[variant] += time_steps(step, block)
+                with_tracer = time_steps(step, block)
             finally:
                 recorder.uninstall()
-            after += time_steps(step, block)
-    before, after = statistics.median(before), statistics.median(after)
+            without = time_steps(step, block)
+            traced[variant] += with_tracer
+            after += without
+            paired[variant].append(statistics.median(with_tracer) / statistics.median(without))
     # traced steps against the untraced steps interleaved with them; the block before any tracing
     # against those same steps shows whether anything lingers once the instrumentation is removed
-    result = {"model": name, "params": sum(p.numel() for p in model.parameters()), "untraced_ms": before,
-              "after_ms": after, "after_ratio": after / before}
+    result = {"model": name, "params": sum(p.numel() for p in model.parameters()),
+              "untraced_ms": statistics.median(before), "after_ms": statistics.median(after),
+              "after_ratio": statistics.median(after) / statistics.median(before),
+              "times": {"before": before, "after": after, **traced}}
     for variant, times in traced.items():
-        result[variant] = {"traced_ms": statistics.median(times), "traced_ratio": statistics.median(times) / after}
+        result[variant] = {"traced_ms": statistics.median(times),
+                           "traced_ratio": statistics.median(times) / statistics.median(after),
+                           "paired_ratio": statistics.median(paired[variant])}
     return result
 
 
 class WithoutStepNorms(Recorder):
     """The tracer without its per-step norm passes: what its hooks and wrappers alone cost."""
 
-    def _before_step(self, opt, args, kwargs):
-        pass
-
-    def _after_step(self, opt, args, kwargs):
-        pass
+    norms = staticmethod(lambda tensors: None)
 
 
 VARIANTS = {"tracer": Recorder, "hooks only": WithoutStepNorms}
@@ -125,13 +131,15 @@ def main():
     results = [measure("GPT-2-small-sized transformer (bf16, batch 8x512)", gpt2_small, args.rounds, args.block),
                measure("ResNet-50 (bf16, batch 64x224x224)", resnet50, args.rounds, args.block)]
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}: {args.rounds} rounds of {args.block} traced "
-          f"then {args.block} untraced steps, after {4 * args.block} steps before any tracing; median step times")
-    print("| model | params | before ms | traced ms | after ms | traced ÷ after | after ÷ before | hooks only ÷ after |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          f"then {args.block} untraced steps, after {args.rounds * args.block // 2} steps before any tracing; median step times")
+    print("| model | params | before ms | traced ms | after ms | traced ÷ after | (paired) | after ÷ before "
+          "| hooks only ÷ after | (paired) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['model']} | {r['params'] / 1e6:.0f}M | {r['untraced_ms']:.2f} | {r['tracer']['traced_ms']:.2f} | "
-              f"{r['after_ms']:.2f} | {r['tracer']['traced_ratio']:.3f} | {r['after_ratio']:.3f} | "
-              f"{r['hooks only']['traced_ratio']:.3f} |")
+        tracer, hooks = r["tracer"], r["hooks only"]
+        print(f"| {r['model']} | {r['params'] / 1e6:.0f}M | {r['untraced_ms']:.2f} | {tracer['traced_ms']:.2f} | "
+              f"{r['after_ms']:.2f} | {tracer['traced_ratio']:.3f} | {tracer['paired_ratio']:.3f} | "
+              f"{r['after_ratio']:.3f} | {hooks['traced_ratio']:.3f} | {hooks['paired_ratio']:.3f} |")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=1)

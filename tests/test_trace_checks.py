@@ -228,3 +228,23 @@ def test_timeline_has_group_norms_and_updates(tmp_path):
         assert first > 0 and second > 0
         assert abs(step["grad_norm"] - (first ** 2 + second ** 2) ** 0.5) < 1e-4 * step["grad_norm"]
         assert step["update"] > 0 and step["lr"] == [0.1, 0.0]
+
+
+def test_layers_run_hook_free_after_the_first_step(tmp_path):
+    """Once the trained model is known, only it is hooked: its layers take PyTorch's fast path."""
+    seen = tmp_path / "global_hooks.txt"
+    body = f"""\
+        from torch.nn.modules import module as torch_module
+        model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.1), nn.Linear(8, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        counts = []
+        for x, y in data:
+            counts.append(len(torch_module._global_forward_pre_hooks))
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            open({str(seen)!r}, "w").write(" ".join(map(str, counts)))
+            opt.step()
+        """
+    codes, report = observed(tmp_path, body, steps=3)
+    assert seen.read_text().split() == ["1", "0", "0"]
+    assert report["micro_batches"] == 3 and report["steps"] == 3

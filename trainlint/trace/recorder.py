@@ -53,34 +53,45 @@ def user_site() -> Tuple[str, int]:
 
 
 class Norms:
-    """The 2-norm of each tensor of a list (None entries stay None), computed with one fused kernel
-    per device and kept on the device until `read()`."""
+    """The 2-norm of each tensor of a list (None entries stay None), taken with fused kernels and
+    kept on the device until `read()`. This runs at every optimizer step, where the host is often
+    no further ahead of the GPU than the step itself: it does no per-tensor Python work."""
 
     def __init__(self, tensors: List[Optional[torch.Tensor]]):
+        present = [t for t in tensors if t is not None]
         self.size = len(tensors)
-        by_device: Dict[torch.device, Tuple[List[int], List[torch.Tensor]]] = {}
-        for position, tensor in enumerate(tensors):
-            if tensor is not None:
-                positions, group = by_device.setdefault(tensor.device, ([], []))
-                positions.append(position)
-                group.append(tensor.detach())
-        self.parts = [(positions, torch.stack(_fused_norms(group))) for positions, group in by_device.values()]
+        self.positions = None if len(present) == self.size else [i for i, t in enumerate(tensors) if t is not None]
+        with torch.no_grad():
+            self.norms = _fused_norms(present) if present else []
         self._values: Optional[List[Optional[float]]] = None
 
     def read(self) -> List[Optional[float]]:
         if self._values is None:
+            try:
+                found = torch.stack(self.norms).tolist() if self.norms else []
+            except RuntimeError:  # parameters on several devices
+                found = [float(norm) for norm in self.norms]
             self._values = [None] * self.size
-            for positions, norms in self.parts:
-                for position, value in zip(positions, norms.tolist()):
-                    self._values[position] = value
+            for position, value in zip(self.positions or range(self.size), found):
+                self._values[position] = value
         return self._values
 
 
 def _fused_norms(tensors: List[torch.Tensor]) -> List[torch.Tensor]:
-    try:  # accumulate and return in float32: a float16 norm overflows long before its elements do
+    if _NORM_DTYPE_ARGUMENT:  # accumulate and return in float32: a float16 norm overflows long before its elements
         return torch._foreach_norm(tensors, dtype=torch.float32)
-    except TypeError:  # torch < 2.5 has no dtype argument
-        return [norm.float() for norm in torch._foreach_norm(tensors)]
+    return [norm.float() for norm in torch._foreach_norm(tensors)]
+
+
+def _norm_takes_dtype() -> bool:
+    try:
+        torch._foreach_norm([torch.zeros(1)], dtype=torch.float32)
+        return True
+    except TypeError:  # torch < 2.5
+        return False
+
+
+_NORM_DTYPE_ARGUMENT = _norm_takes_dtype()
 
 
 @dataclass
@@ -93,8 +104,8 @@ class StepStats:
     lr: List[Optional[float]]
     plain: bool  # optimizer.step() called directly, not through GradScaler.step
     grads: Norms  # gradient norm of each parameter (None: no gradient)
-    before: Optional[Norms]  # parameter norms before the step (None: the parameter list changed)
-    after: Norms
+    before: Norms  # norms of the parameters that had a gradient, before the step
+    after: Norms  # and after it
 
     def grad_norms(self) -> List[Optional[float]]:
         return self.grads.read()
@@ -111,10 +122,8 @@ class StepStats:
                 squares[group] = squares.get(group, 0.0) + value * value
         return [math.sqrt(squares[g]) if g in squares else None for g in range(len(self.lr))]
 
-    def update(self) -> Optional[float]:
+    def update(self) -> float:
         """How much the parameter norms moved in this step (0: nothing changed)."""
-        if self.before is None:
-            return None
         return sum(abs(a - b) for a, b in zip(self.after.read(), self.before.read()))
 
 
@@ -128,6 +137,8 @@ class RootModule:
 
 
 class Recorder:
+    norms = Norms  # how per-step norms are taken (bench/trace_overhead.py swaps it out to cost the rest)
+
     def __init__(self, max_steps: int):
         self.max_steps = max_steps
         self.events: List[Event] = []
@@ -156,6 +167,7 @@ class Recorder:
         self._grad_ids: Dict[int, int] = {}  # optimizer -> id of its first gradient tensor after its last step
         self._last_norms: Dict[int, Tuple[List[torch.Tensor], Norms]] = {}  # optimizer -> params, norms after its step
         self._pending: Dict[int, dict] = {}
+        self._flattened: Dict[int, tuple] = {}  # optimizer -> (shape of its groups, parameters, group of each)
         self._undo: List[Callable[[], None]] = []
 
     # -- installing -----------------------------------------------------------------------------
@@ -165,10 +177,11 @@ class Recorder:
 
         from torch.nn.modules import module
 
+        self._forward_hook = module.register_module_forward_pre_hook(self._before_forward)
         handles = [
             optimizer.register_optimizer_step_pre_hook(self._before_step),
             optimizer.register_optimizer_step_post_hook(self._after_step),
-            module.register_module_forward_pre_hook(self._before_forward),
+            self._forward_hook,
         ]
         self._undo.extend(handle.remove for handle in handles)
         self._wrap(torch.Tensor, "backward", self._backward)
@@ -228,35 +241,57 @@ class Recorder:
 
     def _before_step(self, opt, args, kwargs):
         self.optimizers[id(opt)] = opt
-        params = [p for group in opt.param_groups for p in group["params"]]
+        params, groups = self._parameters(opt)
         grads = [p.grad for p in params]
         first = next((g for g in grads if g is not None), None)
         # the same gradient tensor as after the last step, and no zero_grad since: never cleared
         if first is not None and not self._cleared.get(id(opt), True) and self._grad_ids.get(id(opt)) == id(first):
             self.uncleared_steps.append(user_site())
-        self.params_with_grad.update(id(p) for p, g in zip(params, grads) if g is not None)
+        # an optimizer skips parameters without a gradient: only the others can move
+        moving = [p for p, g in zip(params, grads) if g is not None] if any(g is None for g in grads) else params
+        self.params_with_grad.update(map(id, moving))
         self.fp16_params = self.fp16_params or (bool(params) and params[0].dtype == torch.float16)
         previous = self._last_norms.get(id(opt))
-        if previous is not None and len(previous[0]) == len(params) and all(a is b for a, b in zip(previous[0], params)):
+        if previous is not None and (previous[0] is moving or (
+                len(previous[0]) == len(moving) and all(a is b for a, b in zip(previous[0], moving)))):
             before = previous[1]  # nothing but this optimizer's step moves its weights between two steps
         else:
-            before = Norms(params)
-        self._pending[id(opt)] = {"params": params, "grads": Norms(grads), "before": before,
-                                  "lr": [group.get("lr") for group in opt.param_groups],
-                                  "groups": [g for g, group in enumerate(opt.param_groups) for _ in group["params"]]}
+            before = self.norms(moving)
+        self._pending[id(opt)] = {"params": params, "moving": moving, "grads": self.norms(grads), "before": before,
+                                  "lr": [group.get("lr") for group in opt.param_groups], "groups": groups}
+
+    def _parameters(self, opt) -> Tuple[List[torch.Tensor], List[int]]:
+        """The optimizer's parameters flattened over its groups, and the group of each; kept from
+        step to step while the groups are the same lists of the same lengths."""
+        key = tuple((id(group["params"]), len(group["params"])) for group in opt.param_groups)
+        cached = self._flattened.get(id(opt))
+        if cached is None or cached[0] != key:
+            params = [p for group in opt.param_groups for p in group["params"]]
+            groups = [g for g, group in enumerate(opt.param_groups) for _ in group["params"]]
+            cached = self._flattened[id(opt)] = (key, params, groups)
+        return cached[1], cached[2]
 
     def _after_step(self, opt, args, kwargs):
         pending = self._pending.pop(id(opt))
-        after = Norms(pending["params"])
-        self._last_norms[id(opt)] = (pending["params"], after)
+        after = self.norms(pending["moving"])
+        self._last_norms[id(opt)] = (pending["moving"], after)
         self.step_stats.append(StepStats(id(opt), pending["params"], pending["groups"], pending["lr"],
                                          not self._in_scaler_step, pending["grads"], pending["before"], after))
         first = next((p.grad for p in pending["params"] if p.grad is not None), None)
         self._grad_ids[id(opt)] = id(first) if first is not None else None
         self._cleared[id(opt)] = False
         self.record("step", plain=not self._in_scaler_step, optimizer=id(opt))
+        if self.steps == 0:
+            self._watch_roots_only()
         self.steps += 1
         self._stop_when_done()
+
+    def _watch_roots_only(self) -> None:
+        """By the first step the trained models have run their forward: from now on hook them alone,
+        so that every layer inside them takes PyTorch's hook-free fast path again."""
+        self._forward_hook.remove()
+        for root in self.roots.values():
+            self._undo.append(root.module.register_forward_pre_hook(self._before_forward).remove)
 
     def _stop_when_done(self) -> None:
         # a scaler that skips forever must not trace forever: 8 skips per step asked is far past any warm-up
@@ -281,9 +316,11 @@ class Recorder:
     def _add_root(self, module: nn.Module) -> RootModule:
         kinds = []
         for inner in module.modules():
-            self._within_roots.add(id(inner))
             if isinstance(inner, _MODE_SENSITIVE) and type(inner).__name__ not in kinds:
                 kinds.append(type(inner).__name__)
+            if id(inner) in self._within_roots:  # shared with a model seen before: hooked already
+                continue
+            self._within_roots.add(id(inner))
             if isinstance(inner, nn.modules.loss._Loss):
                 self._undo.append(inner.register_forward_hook(self._after_loss).remove)
         root = RootModule(module, any(p.requires_grad for p in module.parameters()), ", ".join(kinds))
