@@ -1,17 +1,19 @@
 """What `trainlint trace` adds to a real training step on a GPU, measured in one run.
 
-    python bench/trace_overhead.py [--rounds 24] [--block 5] [--json OUT]
+    python bench/trace_overhead.py [--rounds 40] [--block 5] [--warm-up 20] [--json OUT]
 
-For each model (a GPT-2-small-sized transformer in bf16 autocast, a ResNet-50-sized CNN), the
-same training step is timed: one block before any tracing, then rounds of a block with a fresh
-tracer's instrumentation installed followed by a block after it was removed (short alternating
-blocks, so that clock and thermal drift hit both alike). Each step is timed with CUDA events (the
-harness synchronises once per step, as a loop that logs `loss.item()` does; the tracer itself
-does not). Reported: the median step time of each phase over all its steps, the ratios
-traced/after (the cost while tracing) and after/before (what lingers once tracing stopped), and
-the median over rounds of each traced block's median over the untraced block right after it
-(paired: insensitive to drift between rounds). "hooks only" is the tracer without its per-step
-norm passes, to tell the two costs apart.
+For each model (a GPT-2-small-sized transformer in bf16 autocast, a ResNet-50-sized CNN), after
+a warm-up of `--warm-up` seconds of training steps (so that the GPU's clocks have settled where
+they stay), the same training step is timed: one phase before any tracing, then rounds of a block
+with a fresh tracer's instrumentation installed followed by a block after it was removed (short
+alternating blocks, so that clock and thermal drift hit both alike). Each step is timed with CUDA
+events (the harness synchronises once per step, as a loop that logs `loss.item()` does; the
+tracer itself does not). Reported: the median step time of each phase over all its steps, the
+ratios traced/after (the cost while tracing) and after/before (what lingers once tracing
+stopped), and the median over rounds of each traced block's median over the untraced block right
+after it (paired: insensitive to drift between rounds). "hooks only" is the tracer without its
+per-step norm passes, to tell the two costs apart. `--control` runs the same schedule with nothing
+installed: its ratios are the machine's noise.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import json
 import os
 import statistics
 import sys
+import time
 
 import torch
 from torch import nn
@@ -66,7 +69,7 @@ def time_steps(step, count):
     return times
 
 
-def measure(name, build, rounds, block):
+def measure(name, build, rounds, block, warm_up_s, variants):
     model, batch, loss_fn, dtype = build()
     model = model.cuda().train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
@@ -81,15 +84,16 @@ def measure(name, build, rounds, block):
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    for _ in range(10):  # warm-up
+    started = time.monotonic()
+    while time.monotonic() - started < warm_up_s:  # until the GPU's clocks settle where they will stay
         step()
-    torch.cuda.synchronize()
+        torch.cuda.synchronize()
     before = time_steps(step, rounds * block // 2)
-    traced: dict = {variant: [] for variant in VARIANTS}
-    paired: dict = {variant: [] for variant in VARIANTS}
+    traced: dict = {variant: [] for variant in variants}
+    paired: dict = {variant: [] for variant in variants}
     after = []
     for _ in range(rounds):  # short alternating blocks: clock and thermal drift hit every phase alike
-        for variant, recorder_class in VARIANTS.items():
+        for variant, recorder_class in variants.items():
             recorder = recorder_class(max_steps=10 ** 9)
             recorder.install()
             try:
@@ -119,19 +123,32 @@ class WithoutStepNorms(Recorder):
     norms = staticmethod(lambda tensors: None)
 
 
+class NothingInstalled(Recorder):
+    """For `--control`: the same schedule with nothing installed, so that every ratio shows the
+    machine's own drift and noise."""
+
+    def install(self):
+        pass
+
+
 VARIANTS = {"tracer": Recorder, "hooks only": WithoutStepNorms}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=24)
+    parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--block", type=int, default=5)
+    parser.add_argument("--warm-up", type=float, default=20.0, help="seconds of training steps before timing")
+    parser.add_argument("--control", action="store_true", help="install nothing: the ratios show the noise")
     parser.add_argument("--json")
     args = parser.parse_args()
-    results = [measure("GPT-2-small-sized transformer (bf16, batch 8x512)", gpt2_small, args.rounds, args.block),
-               measure("ResNet-50 (bf16, batch 64x224x224)", resnet50, args.rounds, args.block)]
+    variants = {name: NothingInstalled for name in VARIANTS} if args.control else VARIANTS
+    timing = (args.rounds, args.block, args.warm_up, variants)
+    results = [measure("GPT-2-small-sized transformer (bf16, batch 8x512)", gpt2_small, *timing),
+               measure("ResNet-50 (bf16, batch 64x224x224)", resnet50, *timing)]
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}: {args.rounds} rounds of {args.block} traced "
-          f"then {args.block} untraced steps, after {args.rounds * args.block // 2} steps before any tracing; median step times")
+          f"then {args.block} untraced steps, after {args.rounds * args.block // 2} steps before any tracing; median step times"
+          + (" (CONTROL: nothing installed)" if args.control else ""))
     print("| model | params | before ms | traced ms | after ms | traced ÷ after | (paired) | after ÷ before "
           "| hooks only ÷ after | (paired) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
