@@ -77,6 +77,16 @@ CASES = {
             nn.functional.mse_loss(model(x), y).backward()
             opt.step()
         """, {"TR007"}),
+    "TR007 after a step taken before any model ran": ("""\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        opt.step()  # no gradients yet: only to silence the scheduler's ordering warning
+        x, y = data[0]
+        for _ in range(20):
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        """, {"TR007"}),
     "TL202 zero_grad between backward and step": ("""\
         model = nn.Linear(4, 1)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)

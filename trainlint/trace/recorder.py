@@ -281,15 +281,17 @@ class Recorder:
         self._grad_ids[id(opt)] = id(first) if first is not None else None
         self._cleared[id(opt)] = False
         self.record("step", plain=not self._in_scaler_step, optimizer=id(opt))
-        if self.steps == 0:
+        if self._forward_hook is not None and any(root.trainable for root in self.roots.values()):
             self._watch_roots_only()
         self.steps += 1
         self._stop_when_done()
 
     def _watch_roots_only(self) -> None:
-        """By the first step the trained models have run their forward: from now on hook them alone,
-        so that every layer inside them takes PyTorch's hook-free fast path again."""
+        """By the first step the trained models have run their forward: from then on hook them alone,
+        so that every layer inside them takes PyTorch's hook-free fast path again. (A step before
+        any model ran, e.g. one that only silences the scheduler's ordering warning, waits.)"""
         self._forward_hook.remove()
+        self._forward_hook = None
         for root in self.roots.values():
             self._undo.append(root.module.register_forward_pre_hook(self._before_forward).remove)
 
