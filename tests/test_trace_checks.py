@@ -166,6 +166,15 @@ LOOKALIKES = {
             scaler.update()
             opt.zero_grad()
         """,
+    "gradients cleared by hand (p.grad = None)": """\
+        model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x, y in data:
+            for p in model.parameters():
+                p.grad = None
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        """,
     "gradient accumulation": """\
         model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.1), nn.Linear(8, 1))
         opt = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -11,6 +11,7 @@ import functools
 import math
 import os
 import sys
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -152,7 +153,7 @@ class Recorder:
         self.roots: Dict[int, RootModule] = {}
         self.inputs: List[torch.Tensor] = []  # fingerprint of each root forward's first tensor input
         self.zero_norm_inputs: List[torch.Tensor] = []
-        self.scaled: set = set()  # ids of tensors returned by GradScaler.scale
+        self.scaled = False  # an enabled GradScaler scaled a loss
         self.eval_forwards_in_micro: Dict[int, str] = {}  # micro-batch -> layers a trained model ran in eval mode
         self.uncleared_steps: List[Tuple[str, int]] = []  # steps applying gradients never cleared since the last
         self.params_with_grad: set = set()  # ids of parameters that had a gradient at some step
@@ -164,10 +165,12 @@ class Recorder:
         self._in_scaler_step = False
         self._in_train = False
         self._cleared: Dict[int, bool] = {}  # optimizer -> zero_grad (of it or of a module) since its last step
-        self._grad_ids: Dict[int, int] = {}  # optimizer -> id of its first gradient tensor after its last step
+        # optimizer -> its first gradient tensor after its last step (weakly: an id could be reused)
+        self._last_grads: Dict[int, Callable[[], Optional[torch.Tensor]]] = {}
         self._last_norms: Dict[int, Tuple[List[torch.Tensor], Norms]] = {}  # optimizer -> params, norms after its step
         self._pending: Dict[int, dict] = {}
         self._flattened: Dict[int, tuple] = {}  # optimizer -> (shape of its groups, parameters, group of each)
+        self._forward_hook = None  # the global forward pre-hook, until only the trained models are hooked
         self._undo: List[Callable[[], None]] = []
 
     # -- installing -----------------------------------------------------------------------------
@@ -233,7 +236,7 @@ class Recorder:
         return original(tensors, *args, **kwargs)
 
     def _note_backward(self, root: torch.Tensor) -> None:
-        self.record("backward", connected=root.grad_fn is not None, scaled=id(root) in self.scaled)
+        self.record("backward", connected=root.grad_fn is not None, scaled=getattr(root, "_trainlint_scaled", False))
         self.losses.append(root.detach().sum(dtype=torch.float32))
         self.criteria.append(self._last_criterion)
         self._last_criterion = None
@@ -245,7 +248,8 @@ class Recorder:
         grads = [p.grad for p in params]
         first = next((g for g in grads if g is not None), None)
         # the same gradient tensor as after the last step, and no zero_grad since: never cleared
-        if first is not None and not self._cleared.get(id(opt), True) and self._grad_ids.get(id(opt)) == id(first):
+        last = self._last_grads.get(id(opt))
+        if first is not None and not self._cleared.get(id(opt), True) and last is not None and last() is first:
             self.uncleared_steps.append(user_site())
         # an optimizer skips parameters without a gradient: only the others can move
         moving = [p for p, g in zip(params, grads) if g is not None] if any(g is None for g in grads) else params
@@ -278,7 +282,7 @@ class Recorder:
         self.step_stats.append(StepStats(id(opt), pending["params"], pending["groups"], pending["lr"],
                                          not self._in_scaler_step, pending["grads"], pending["before"], after))
         first = next((p.grad for p in pending["params"] if p.grad is not None), None)
-        self._grad_ids[id(opt)] = id(first) if first is not None else None
+        self._last_grads[id(opt)] = weakref.ref(first) if first is not None else None
         self._cleared[id(opt)] = False
         self.record("step", plain=not self._in_scaler_step, optimizer=id(opt))
         if self._forward_hook is not None and any(root.trainable for root in self.roots.values()):
@@ -362,8 +366,9 @@ class Recorder:
 
     def _scale(self, original, scaler, outputs, *args, **kwargs):
         result = original(scaler, outputs, *args, **kwargs)
-        if isinstance(result, torch.Tensor):
-            self.scaled.add(id(result))
+        if isinstance(result, torch.Tensor) and scaler.is_enabled():
+            result._trainlint_scaled = True  # marks the tensor itself: an id could be reused
+            self.scaled = True
         return result
 
     def _unscale(self, original, scaler, optimizer, *args, **kwargs):
