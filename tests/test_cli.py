@@ -234,6 +234,16 @@ def test_check_never_imports_torch(project):
     assert result.returncode == 0, result.stderr
 
 
+def test_trace_without_torch_is_one_clear_line(project):
+    write(project / "train.py", BUGGY)
+    probe = ("import sys\nsys.modules['torch'] = None  # as if PyTorch were not installed\n"
+             "from trainlint.cli import main\nsys.argv = ['trainlint', 'trace', 'train.py']\nmain()\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "trace needs PyTorch" in result.stderr
+    assert "pip install 'trainlint[trace]'" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_python_dash_m_and_version():
     result = subprocess.run([sys.executable, "-m", "trainlint", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("trainlint, version ")
