@@ -87,6 +87,17 @@ CASES = {
             nn.functional.mse_loss(model(x), y).backward()
             opt.step()
         """, {"TR007"}),
+    "TL401 scheduler stepped every micro-batch": ("""\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        scheduler = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=100)
+        for i, (x, y) in enumerate(data):
+            (nn.functional.mse_loss(model(x), y) / 4).backward()
+            if (i + 1) % 4 == 0:
+                opt.step()
+                opt.zero_grad()
+            scheduler.step()
+        """, {"TL401"}),
     "TL202 zero_grad between backward and step": ("""\
         model = nn.Linear(4, 1)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -199,6 +210,15 @@ def test_lookalike_is_quiet(tmp_path, name):
     codes, report = observed(tmp_path, LOOKALIKES[name])
     assert codes == set(), report["findings"]
     assert report["steps"] == 6
+
+
+def test_confirmed_finding_says_what_the_run_showed(tmp_path):
+    codes, report = observed(tmp_path, CASES["TL401 scheduler stepped every micro-batch"][0])
+    [finding] = [f for f in report["findings"] if f["code"] == "TL401"]
+    assert finding["verdict"] == "confirmed"
+    # 6 steps of 4 micro-batches; the 6th step ends the trace before its scheduler.step(), and the
+    # step the scheduler's constructor takes is not the loop's
+    assert finding["observed"] == "the scheduler stepped 23 times for 6 optimizer steps (train.py:13)"
 
 
 def test_non_finite_gradient_names_the_parameter(tmp_path):

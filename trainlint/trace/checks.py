@@ -3,6 +3,7 @@ checks (TR001-TR009), and a verdict for each static finding in the traced files.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
@@ -240,7 +241,11 @@ def verdicts(static: List[dict], found: Dict[str, list], recorder: Recorder) -> 
             verdict = "refuted"
         else:
             verdict = "not-observed"
-        results.append({k: v for k, v in finding.items() if k != "abspath"} | {"verdict": verdict})
+        result = {k: v for k, v in finding.items() if k != "abspath"} | {"verdict": verdict}
+        if verdict == "confirmed":
+            (path, line), message = found[code][0]
+            result["observed"] = f"{message} ({os.path.basename(path)}:{line})"
+        results.append(result)
     explained = {f["code"] for f in static}
     for code, items in found.items():
         if code in explained or (code in ("TL101", "TL102") and explained & {"TL101", "TL102"}):

@@ -355,8 +355,8 @@ class Recorder:
             self._in_train = False
 
     def _scheduler_step(self, original, scheduler, *args, **kwargs):
-        if getattr(scheduler, "_trainlint_inside", False):  # a subclass calling super().step()
-            return original(scheduler, *args, **kwargs)
+        if getattr(scheduler, "_trainlint_inside", False) or getattr(scheduler, "_step_count", 1) == 0:
+            return original(scheduler, *args, **kwargs)  # a subclass calling super().step(), or the constructor's step
         scheduler._trainlint_inside = True
         try:
             self.record("scheduler", scheduler=type(scheduler).__name__)

@@ -22,6 +22,8 @@ def as_text(report: dict) -> str:
     for f in sorted(report["findings"], key=lambda f: (order[f["verdict"]], f["path"], f["line"])):
         where = f"{os.path.relpath(f['path'])}:{f['line']}:" if os.path.isabs(f["path"]) else f"{f['path']}:{f['line']}:"
         lines.append(f"{where} {f['code']} [{_VERDICT[f['verdict']]}] {f['message']}")
+        if f.get("observed"):
+            lines.append(f"    observed: {f['observed']}")
     if not report["findings"]:
         lines.append("Nothing wrong was observed.")
     return "\n".join(lines)
@@ -41,7 +43,8 @@ def as_html(report: dict) -> str:
         table.append(f"<tr><td>{row['micro']}</td><td>{loss}</td><td>{events}</td></tr>")
     findings = "".join(
         f"<li><b>{html.escape(f['code'])}</b> [{html.escape(_VERDICT[f['verdict']])}] "
-        f"{html.escape(os.path.basename(f['path']))}:{f['line']}: {html.escape(f['message'])}</li>"
+        f"{html.escape(os.path.basename(f['path']))}:{f['line']}: {html.escape(f['message'])}"
+        + (f"<br><i>observed: {html.escape(f['observed'])}</i>" if f.get("observed") else "") + "</li>"
         for f in report["findings"]) or "<li>Nothing wrong was observed.</li>"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>trainlint trace</title>
