@@ -134,9 +134,23 @@ def test_cli_json_contract(tmp_path):
     assert result.returncode == 1
     assert set(report) >= {"steps", "micro_batches", "findings", "script_exit"}
     assert report["steps"] == 4 and report["script_exit"] == "stopped-after-steps"
+    steps = [e for row in report["timeline"] for e in row["events"] if e["kind"] == "step"]
+    assert len(steps) == 4 and all(set(e) >= {"grad_norm", "group_grad_norms", "update", "lr"} for e in steps)
     for finding in report["findings"]:
         assert set(finding) >= {"code", "severity", "message", "path", "line", "verdict"}
         assert finding["verdict"] in ("confirmed", "not-observed", "refuted", "runtime-only", None)
+
+
+def test_json_is_strict_with_non_finite_losses():
+    result = subprocess.run([sys.executable, "-m", "trainlint", "trace", fixture("multitask_famo"), "--steps", "8",
+                             "--format", "json"], capture_output=True, text=True, timeout=300)
+
+    def reject(constant):
+        raise AssertionError(f"{constant} in JSON output")
+
+    report = json.loads(result.stdout, parse_constant=reject)
+    assert None in [row["loss"] for row in report["timeline"]]  # the NaN losses
+    assert "TR005" in {f["code"] for f in report["findings"]}
 
 
 def test_html_timeline(tmp_path):

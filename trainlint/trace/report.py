@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 
 _VERDICT = {"confirmed": "confirmed", "refuted": "refuted", "not-observed": "not observed",
@@ -10,7 +11,18 @@ _VERDICT = {"confirmed": "confirmed", "refuted": "refuted", "not-observed": "not
 
 
 def as_json(report: dict) -> str:
-    return json.dumps({k: v for k, v in report.items() if k != "timeline"}, indent=2)
+    """Strict JSON (`jq` rejects NaN): a non-finite number is null; TR005 says where it came from."""
+    return json.dumps(_finite(report), indent=2, allow_nan=False)
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def as_text(report: dict) -> str:
