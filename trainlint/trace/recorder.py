@@ -99,11 +99,9 @@ _NORM_DTYPE_ARGUMENT = _norm_takes_dtype()
 class StepStats:
     """One optimizer step: its parameters (flattened over groups) and their norms."""
 
-    optimizer: int
     params: List[torch.Tensor]
     groups: List[int]  # the param group of each parameter
     lr: List[Optional[float]]
-    plain: bool  # optimizer.step() called directly, not through GradScaler.step
     grads: Norms  # gradient norm of each parameter (None: no gradient)
     before: Norms  # norms of the parameters that had a gradient, before the step
     after: Norms  # and after it
@@ -279,8 +277,8 @@ class Recorder:
         pending = self._pending.pop(id(opt))
         after = self.norms(pending["moving"])
         self._last_norms[id(opt)] = (pending["moving"], after)
-        self.step_stats.append(StepStats(id(opt), pending["params"], pending["groups"], pending["lr"],
-                                         not self._in_scaler_step, pending["grads"], pending["before"], after))
+        self.step_stats.append(StepStats(pending["params"], pending["groups"], pending["lr"], pending["grads"],
+                                         pending["before"], after))
         first = next((p.grad for p in pending["params"] if p.grad is not None), None)
         self._last_grads[id(opt)] = weakref.ref(first) if first is not None else None
         self._cleared[id(opt)] = False
