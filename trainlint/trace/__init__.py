@@ -58,7 +58,7 @@ def trace(target: str, args: List[str], steps: int = 8, timeout: Optional[float]
 def timeline(recorder: Recorder) -> List[dict]:
     """Per micro-batch: its events, the loss, and per step the LR, the gradient norm of each
     optimizer group and how much the weights moved."""
-    rows: List[dict] = [{"micro": i + 1, "loss": float(loss), "events": []} for i, loss in enumerate(recorder.losses)]
+    rows: List[dict] = [{"micro": i + 1, "loss": loss, "events": []} for i, loss in enumerate(recorder.loss_values)]
     step_rows = iter(recorder.step_stats)
     for event in recorder.events:
         if not rows:

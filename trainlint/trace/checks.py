@@ -63,7 +63,7 @@ def evidence(recorder: Recorder) -> Dict[str, List[Tuple[Site, str]]]:
     for site in recorder.uncleared_steps:
         add("TL203", site, "optimizer.step() applied gradients that were never cleared since the previous step")
     events = recorder.events
-    losses = [float(v) for v in recorder.losses]
+    losses = recorder.loss_values
     backward_events = [i for i, e in enumerate(events) if e.kind == "backward"]
     step_norms = {id(e): s.grad_norm() for e, s in zip([e for e in events if e.kind == "step"], recorder.step_stats)}
     for number, index in enumerate(backward_events):
@@ -90,7 +90,7 @@ def evidence(recorder: Recorder) -> Dict[str, List[Tuple[Site, str]]]:
     schedules = [e for e in recorder.events if e.kind == "scheduler"]
     if steps and len(schedules) > 1.5 * steps:
         add("TL401", schedules[0].site, f"the scheduler stepped {len(schedules)} times for {steps} optimizer steps")
-    ratios = [float(loss) / float(criterion) for loss, criterion in zip(recorder.losses, recorder.criteria)
+    ratios = [loss / float(criterion) for loss, criterion in zip(recorder.loss_values, recorder.criteria)
               if criterion is not None and float(criterion)]
     if len(ratios) >= 2 and max(ratios) - min(ratios) > 1e-3 * max(abs(r) for r in ratios):
         site = next(e.site for e in recorder.events if e.kind == "backward")
@@ -143,7 +143,7 @@ def runtime_findings(recorder: Recorder) -> List[dict]:
     if len(stats) >= 2 and 0 < len(never) < len(optimized):
         add("TR003", step_events[0].site, f"{len(never)} parameters of the optimizer never received a gradient in "
                                           f"{len(stats)} steps (first: {names(never[0])}): the loss does not use them")
-    losses = [float(v) for v in recorder.losses]
+    losses = recorder.loss_values
     non_finite = [i for i, v in enumerate(losses) if not math.isfinite(v)]
     backward_sites = [e.site for e in recorder.events if e.kind == "backward"]
     if non_finite and not any(f["code"] == "TR005" for f in findings):
@@ -167,11 +167,14 @@ def runtime_findings(recorder: Recorder) -> List[dict]:
     return findings
 
 
+_SKIPS_TO_SCALE_BELOW_ONE = 17  # the default initial scale, 2**16, halved at every skip
+
+
 def scaler_skipping(stepped: List[bool]) -> Optional[str]:
     """GradScaler skipping most steps. The skips before its first step are the scale searching
     down from its initial value (normal) unless they go on past where the scale would be below 1."""
     warm_up = next((i for i, ran in enumerate(stepped) if ran), len(stepped))
-    if warm_up >= 17:
+    if warm_up >= _SKIPS_TO_SCALE_BELOW_ONE:
         return f"the GradScaler skipped all {warm_up} steps: the gradients are not finite even unscaled"
     later = stepped[warm_up:]
     skipped = later.count(False)

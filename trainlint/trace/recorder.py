@@ -4,7 +4,8 @@ scheduler step, GradScaler, Module.train, F.normalize). Every event gets the cal
 user frame. Per-step numbers (per-parameter gradient and weight norms, losses) stay on the device
 and are read once, when tracing ends: no host synchronisation in the hot path. The per-call cost is
 kept to what a training step can hide: one fused norm pass over the gradients and one over the
-weights per optimizer step, and for every module call a single dictionary look-up."""
+weights per optimizer step; until the first step every module call costs a dictionary look-up,
+after it only the trained models' own calls are hooked."""
 from __future__ import annotations
 
 import functools
@@ -239,6 +240,11 @@ class Recorder:
         self.criteria.append(self._last_criterion)
         self._last_criterion = None
         self.micro += 1
+
+    @functools.cached_property
+    def loss_values(self) -> List[float]:
+        """The value given to each backward(), read on the host once tracing has ended."""
+        return [float(loss) for loss in self.losses]
 
     def _before_step(self, opt, args, kwargs):
         self.optimizers[id(opt)] = opt
