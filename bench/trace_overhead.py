@@ -147,7 +147,8 @@ def main():
     results = [measure("GPT-2-small-sized transformer (bf16, batch 8x512)", gpt2_small, *timing),
                measure("ResNet-50 (bf16, batch 64x224x224)", resnet50, *timing)]
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}: {args.rounds} rounds of {args.block} traced "
-          f"then {args.block} untraced steps, after {args.rounds * args.block // 2} steps before any tracing; median step times"
+          f"then {args.block} untraced steps, after {args.rounds * args.block // 2} steps before any tracing; "
+          "median step times"
           + (" (CONTROL: nothing installed)" if args.control else ""))
     print("| model | params | before ms | traced ms | after ms | traced ÷ after | (paired) | after ÷ before "
           "| hooks only ÷ after | (paired) |")
