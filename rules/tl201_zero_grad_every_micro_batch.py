@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind
-from trainlint.semantics.queries import backward_events_in, boundary_guards, clears_gradients_of, describe, functions
+from trainlint.semantics.queries import accumulation_boundary, clears_gradients_of, describe, functions
 
 
 class ZeroGradEveryMicroBatch(Rule):
@@ -179,11 +179,8 @@ class ZeroGradEveryMicroBatch(Rule):
                 loop = step.innermost_loop
                 if not fn.owns(loop) or step.in_with("accumulate"):
                     continue
-                boundary = boundary_guards(step, loop)
+                boundary = accumulation_boundary(fn, step, loop)
                 if not boundary:
-                    continue
-                accumulates = any(not any(b.has_guard(g) for g in boundary) for b in backward_events_in(fn, loop))
-                if not accumulates:
                     continue
                 for zero in fn.events_of(Kind.ZERO_GRAD):
                     if zero.innermost_loop is not loop or zero.guards_within(loop) or zero.in_with("accumulate"):

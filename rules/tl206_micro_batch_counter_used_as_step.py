@@ -3,7 +3,7 @@ import ast
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind
 from trainlint.semantics.queries import (
-    backward_events_in, boundary_guards, describe, functions, used_as_step_count,
+    accumulation_boundary, describe, functions, used_as_step_count,
 )
 from trainlint.semantics.syntax import text
 
@@ -103,10 +103,8 @@ class MicroBatchCounterUsedAsStep(Rule):
                         isinstance(value, ast.Constant) and value.value == 1):
                     continue
                 for step in steps:
-                    boundary = boundary_guards(step, loop)
-                    if step.innermost_loop is not loop or not boundary:
-                        continue
-                    if not any(not b.has_guard(boundary[0]) for b in backward_events_in(fn, loop)):
+                    boundary = accumulation_boundary(fn, step, loop) if step.innermost_loop is loop else []
+                    if not boundary:
                         continue
                     use = used_as_step_count(loop, counter.target)
                     if use is not None:

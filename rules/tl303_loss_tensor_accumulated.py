@@ -3,6 +3,7 @@ import ast
 from trainlint.rule import Fix, Report, Rule
 from trainlint.semantics import Kind
 from trainlint.semantics.queries import bound_outside, functions, reset_inside
+from trainlint.semantics.values import consumed_inside, is_local, returned
 from trainlint.semantics.syntax import dotted
 
 
@@ -15,9 +16,14 @@ class LossTensorAccumulated(Rule):
     iteration's whole autograd graph (activations included). Memory grows step after step until the
     run dies with an out-of-memory error hours in, or the batch size gets lowered to "fix" it.
 
+    Severity: error when the loss is kept before its `backward()` (the activations stay alive);
+    warning when it is appended after `backward()` freed them (only the graph's nodes leak).
+
     Not flagged: `total += loss.item()` / `loss.detach()`, sums that are themselves backpropagated
-    (`total = total + loss_i; total.backward()`), and accumulators created or reset inside the loop
-    (`running_loss = 0` after each optimizer step keeps only one window alive).
+    (`total = total + loss_i; total.backward()`), accumulators created, reset or drained
+    (`queue.pop(0)`) inside the loop (`running_loss = 0` after each optimizer step keeps only one
+    window alive), and lists local to a function that returns them (chunked losses summed by the
+    caller) or that are filled after `backward()`.
 
     Fix: `total += loss.detach()` (or `loss.item()` when a Python float is wanted; `.item()` waits
     for the GPU every step).
@@ -91,12 +97,19 @@ class LossTensorAccumulated(Rule):
                 loop = added.innermost_loop
                 if value is None or value not in backwarded or added.target in backwarded or not fn.owns(loop):
                     continue
-                if not any(b.target == value and b.in_loop(loop) for b in backwards):
+                own = [b for b in backwards if b.target == value and b.in_loop(loop)]
+                if not own:
                     continue
-                if not bound_outside(fn, added.target, loop) or reset_inside(fn, added.target, loop):
-                    continue  # made, or emptied, in the loop: the graphs it holds are bounded
+                if not bound_outside(fn, added.target, loop) or reset_inside(fn, added.target, loop) \
+                        or consumed_inside(added.target, loop):
+                    continue  # made, emptied or drained in the loop: the graphs it holds are bounded
+                after_backward = all(b.order < added.order for b in own)
+                if is_local(fn, added.target) and (after_backward or returned(fn, added.target)):
+                    continue  # lives for one call: freed graphs, or parts meant to be used together
                 what = "appended to" if isinstance(added.node, ast.Call) else "added into"
+                kept = ("its graph nodes (backward() already freed the activations)" if after_backward
+                        else "every step's autograd graph, activations included,")
                 yield Report(added.node, f"the loss tensor '{value}' is {what} '{added.target}', which outlives the "
-                                         f"iteration: every step's autograd graph stays in memory; use "
-                                         f"{value}.detach() (or .item())",
+                                         f"iteration: {kept} stay in memory; use {value}.detach() (or .item())",
+                             severity="warning" if after_backward else "error",
                              fix=Fix(f"detach '{value}'", added.detail["value"], f"{value}.detach()"))

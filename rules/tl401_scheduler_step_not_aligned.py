@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import GuardKind, Kind, exclusive
-from trainlint.semantics.queries import boundary_guards, describe, functions, is_prepared, matching_steps
+from trainlint.semantics.queries import accumulation_boundary, boundary_guards, describe, functions, is_prepared, matching_steps
 
 
 class SchedulerStepNotAligned(Rule):
@@ -134,14 +134,14 @@ class SchedulerStepNotAligned(Rule):
                 if not fn.owns(loop) or event.in_with("accumulate") or is_prepared(fn, event.target):
                     continue
                 candidates = matching_steps(fn, event, [s for s in steps if s.innermost_loop is loop])
-                problems = [self.misalignment(event, step, loop) for step in candidates]
+                problems = [self.misalignment(fn, event, step, loop) for step in candidates]
                 if problems and all(problems):
                     yield Report(event.node, problems[0])
 
     @staticmethod
-    def misalignment(event, step, loop):
+    def misalignment(fn, event, step, loop):
         what = "scheduler.step()" if event.kind == Kind.SCHED_STEP else "the EMA update"
-        step_boundary = boundary_guards(step, loop)
+        step_boundary = accumulation_boundary(fn, step, loop)
         if step_boundary and not boundary_guards(event, loop):
             effect = "the schedule advances k times too fast" if event.kind == Kind.SCHED_STEP else \
                 "the EMA averages k times per weight update"

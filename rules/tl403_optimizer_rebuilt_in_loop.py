@@ -1,7 +1,8 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind
 from trainlint.semantics.queries import backward_events_in, functions
-from trainlint.semantics.syntax import last_part, names_in
+from trainlint.semantics.syntax import last_part
+from trainlint.semantics.values import bound_in_loop, starts_new_run
 
 
 class OptimizerRebuiltInLoop(Rule):
@@ -87,8 +88,8 @@ class OptimizerRebuiltInLoop(Rule):
                     continue  # the loop calls a whole training run (hyper-parameter search), not a step
                 call = built.detail["call"]
                 over = call.args[0] if call.args else None
-                if over is not None and names_in(over) & loop.assigned:
-                    continue  # built over something made in this iteration
+                if over is not None and bound_in_loop(over, loop) or starts_new_run(fn, loop):
+                    continue  # built over something made in this iteration (a new model: a new run)
                 yield Report(call, f"{last_part(built.target)} is constructed on every iteration of this training "
                                    f"loop (line {loop.line}): its state (moments, schedule position, loss scale) "
                                    f"starts over each time; build it once before the loop")

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, exclusive
-from trainlint.semantics.queries import functions, loop_passes_away
+from trainlint.semantics.queries import found_in_one_helper, functions, loop_passes_away
 
 
 class ScaledBackwardUnscaledStep(Rule):
@@ -82,7 +82,8 @@ class ScaledBackwardUnscaledStep(Rule):
 
     def check(self, facts):
         for fn in functions(facts):
-            scaled = [b for b in fn.events_of(Kind.BACKWARD) if b.detail.get("scaled")]
+            backwards = fn.events_of(Kind.BACKWARD)
+            scaled = [b for b in backwards if b.detail.get("scaled")]
             if not scaled:
                 continue
             steps = fn.events_of(Kind.OPT_STEP)
@@ -93,9 +94,13 @@ class ScaledBackwardUnscaledStep(Rule):
                     continue
                 before = [b for b in scaled if b.order < step.order and not exclusive(b, step)
                           and (loop is None or b.in_loop(loop))]
-                if not before:
+                if not before or found_in_one_helper(before[-1], step):
                     continue
                 if not step.detail.get("scaled"):
+                    feeding = [b for b in backwards if b.order < step.order and not exclusive(b, step)
+                               and (loop is None or b.in_loop(loop))]
+                    if not feeding[-1].detail.get("scaled"):
+                        continue  # an unscaled backward() feeds this step (another optimizer's loss)
                     if not any(before[-1].order < u.order < step.order for u in unscales):
                         yield Report(step.node, f"backward() at line {before[-1].line} is scaled by a GradScaler but "
                                                 f"this optimizer.step() applies the scaled gradients: use "

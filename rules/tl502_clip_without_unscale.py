@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, exclusive
-from trainlint.semantics.queries import functions
+from trainlint.semantics.queries import found_in_one_helper, functions
 
 
 class ClipWithoutUnscale(Rule):
@@ -80,7 +80,7 @@ class ClipWithoutUnscale(Rule):
                 backward = [b for b in scaled if b.order < clip.order and not exclusive(b, clip)
                             and (loop is None or b.in_loop(loop))]
                 step = [s for s in steps if s.order > clip.order and not exclusive(s, clip)]
-                if not backward or not step:
+                if not backward or not step or found_in_one_helper(backward[-1], clip, step[0]):
                     continue
                 if any(backward[-1].order < u.order < clip.order and not exclusive(u, clip) for u in unscales):
                     continue

@@ -9,7 +9,7 @@ class TensorAttributeNotParameter(Rule):
     """
     What it does: finds an `nn.Module` that stores a trainable tensor as a plain attribute:
     `self.scale = torch.ones(1, requires_grad=True)`, `torch.zeros(d).requires_grad_()` or
-    `Variable(...)`, instead of `nn.Parameter(...)`.
+    `Variable(..., requires_grad=True)`, instead of `nn.Parameter(...)`.
 
     Why it is bad: a plain tensor attribute is not a parameter. `model.parameters()` skips it, so
     the optimizer never updates it; `state_dict()` does not save it; `.to(device)` does not move
@@ -17,7 +17,8 @@ class TensorAttributeNotParameter(Rule):
     value forever, and nothing errors.
 
     Not flagged: tensors later wrapped (`self.w = nn.Parameter(self.w)`) or registered with
-    `register_parameter`, buffers (`register_buffer`), and tensors without `requires_grad`.
+    `register_parameter`, buffers (`register_buffer`), and tensors without `requires_grad`
+    (`Variable(t)` alone does not require grad: decoder states set per forward, class weights).
 
     Fix: `self.scale = nn.Parameter(torch.ones(1))`.
     """
@@ -102,10 +103,10 @@ def _trainable_tensor(facts, value):
     if not isinstance(value, ast.Call):
         return False
     callee = facts.qualify(dotted(value.func) or "")
-    if last_part(callee) == "Variable":
-        return True
     if isinstance(value.func, ast.Attribute) and value.func.attr == "requires_grad_":
         flag = value.args[0] if value.args else None
         return not (isinstance(flag, ast.Constant) and flag.value is False)
     requires = next((k.value for k in value.keywords if k.arg == "requires_grad"), None)
-    return callee.startswith("torch.") and isinstance(requires, ast.Constant) and requires.value is True
+    # `Variable(t)` alone does not require grad (per-forward states, constant class weights)
+    trainable = callee.startswith("torch.") or last_part(callee) == "Variable"
+    return trainable and isinstance(requires, ast.Constant) and requires.value is True

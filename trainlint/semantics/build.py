@@ -11,7 +11,7 @@ from .model import (
 )
 from .roles import Role, constructor_of, role_of, role_of_constructor
 from .syntax import (
-    assigned_names, calls_in, dotted, last_part, root_name, terminates,
+    assigned_names, calls_in, dotted, held_object, last_part, leaves_loop, root_name, terminates,
 )
 
 # Methods whose calls can be training events; any other call is kept only if it may reach a
@@ -65,24 +65,28 @@ class _Walker:
     def loops_of(self, frames: tuple) -> Tuple[Loop, ...]:
         return tuple(f for f in frames if isinstance(f, Loop))
 
-    def guard(self, test: ast.expr, positive: bool, node: ast.AST, frames: tuple) -> Guard:
-        return Guard(test, positive, node, self.fn, self.loops_of(frames))
+    def guard(self, test: ast.expr, positive: bool, node: ast.AST, frames: tuple, exits: bool = False) -> Guard:
+        loops = self.loops_of(frames)
+        # a `return` outside any loop is a condition of the rest of the function, not a loop exit
+        return Guard(test, positive, node, self.fn, loops, loop_exit=exits and bool(loops))
 
     def block(self, body: list, frames: tuple) -> None:
         for stmt in body:
             self.statement(stmt, frames)
             if isinstance(stmt, ast.If):
-                # after `if cond: ...; continue`, the rest of the block runs only when not cond
+                # after `if cond: ...; continue`, the rest of the block runs only when not cond;
+                # after `if done: break` it runs on every iteration that goes on (a loop exit)
                 if terminates(stmt.body) and not terminates(stmt.orelse):
-                    frames = frames + (self.guard(stmt.test, False, stmt, frames),)
+                    frames = frames + (self.guard(stmt.test, False, stmt, frames, leaves_loop(stmt.body)),)
                 elif terminates(stmt.orelse) and not terminates(stmt.body):
-                    frames = frames + (self.guard(stmt.test, True, stmt, frames),)
+                    frames = frames + (self.guard(stmt.test, True, stmt, frames, leaves_loop(stmt.orelse)),)
             elif isinstance(stmt, _TRY):
                 # after a try whose handler leaves (`except OOM: ...; break`), the rest of the block
                 # does not run on that handler's path
                 for handler in stmt.handlers:
                     if terminates(handler.body):
-                        frames = frames + (self.guard(self.exception_test(handler), False, handler, frames),)
+                        frames = frames + (self.guard(self.exception_test(handler), False, handler, frames,
+                                                      leaves_loop(handler.body)),)
 
     def exception_test(self, handler: ast.ExceptHandler) -> ast.expr:
         """The pseudo-test "this handler caught an exception", one object per handler so that
@@ -352,7 +356,7 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
         if method in _CLIPS:
             return [] if role_of(fn, name) == Role.ACCELERATOR else [event(Kind.CLIP, name)]
         if method == "half" and not call.args:
-            return [event(Kind.HALF, dotted(receiver) or root_name(receiver))]
+            return [event(Kind.HALF, held_object(receiver))]
         if method == "set_epoch":
             return [event(Kind.SET_EPOCH, name)]
         if method == "append" and len(call.args) == 1:
@@ -385,6 +389,8 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
         return []
     if last_part(name) in _CLIPS:  # torch.nn.utils.clip_grad_norm_(params, 1.0)
         return [event(Kind.CLIP, None)]
+    if last_part(name) in ("zero_grad", "zero_grads", "zero_gradients"):  # zero_grad(params): a helper
+        return [event(Kind.ZERO_GRAD, "*", {"form": "function"})]
     qualified = fn.file.qualify(name)
     expects = _criterion_input(fn, name, qualified)
     if expects and call.args:
@@ -467,7 +473,7 @@ def _backward(fn, call, receiver, name, event) -> List[Event]:
 
 
 def _mode(call, method, receiver, event) -> List[Event]:
-    target = dotted(receiver) or root_name(receiver)
+    target = held_object(receiver)
     flag = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "mode"), None)
     if method == "requires_grad_":
         if isinstance(flag, ast.Constant) and flag.value is False:

@@ -14,10 +14,11 @@ from typing import Tuple
 from .model import GuardKind, Unpacked
 from .syntax import called_names, dotted, int_constant, last_part, name_words, names_in
 
-_LOGGING_WORDS = {
+LOGGING_WORDS = {
     "log", "logging", "print", "debug", "verbose", "profile", "profiling", "vis", "visualize", "display",
     "dump", "eval", "val", "valid", "validation", "save", "ckpt", "checkpoint", "report", "summary", "plot",
-    "show", "sample", "test", "snapshot", "write", "tb", "wandb", "monitor",
+    "show", "sample", "test", "snapshot", "write", "tb", "wandb", "monitor", "scalar", "scalars", "throughput",
+    "metric", "metrics", "tracker", "writer", "logger",
 }
 _DEBUG_WORDS = {"debug", "verbose", "log", "logging", "print", "profile", "profiling", "dryrun", "trace"}
 _ACCUMULATION_WORDS = {"accum", "accumulate", "accumulation", "acc", "ga", "update", "micro", "iters",
@@ -136,7 +137,7 @@ def _modulus_kind(expression: ast.BinOp) -> str:
     words = set()
     for name in names_in(expression.right):
         words.update(name_words(name))
-    if words & _LOGGING_WORDS and not words & _ACCUMULATION_WORDS:
+    if words & LOGGING_WORDS and not words & _ACCUMULATION_WORDS:
         return GuardKind.DEBUG
     return GuardKind.BOUNDARY
 

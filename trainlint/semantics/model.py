@@ -65,6 +65,10 @@ class Guard:
     node: ast.AST  # the `if` (or the call that supplied the condition)
     scope: "FunctionFacts"  # where the names of the test resolve
     enclosing_loops: Tuple[Loop, ...] = ()
+    # the implicit guard after a branch that leaves the loop (`except StopIteration: break`,
+    # `if done: return`): it ends the loop rather than making the rest of an iteration
+    # conditional, so it is not a condition of the events after it (only of exclusivity)
+    loop_exit: bool = False
     _classified: Optional[Tuple[str, bool]] = None
 
     @property
@@ -126,13 +130,14 @@ class Event:
         return any(f is loop for f in self.frames)
 
     def guards(self) -> List[Guard]:
-        return [f for f in self.frames if isinstance(f, Guard)]
+        """The conditions under which the event runs (loop exits are not conditions)."""
+        return [f for f in self.frames if isinstance(f, Guard) and not f.loop_exit]
 
     def guards_within(self, loop: Loop) -> List[Guard]:
         """Guards that vary from one iteration of ``loop`` to the next (inside its body)."""
         for index, frame in enumerate(self.frames):
             if frame is loop:
-                return [f for f in self.frames[index + 1:] if isinstance(f, Guard)]
+                return [f for f in self.frames[index + 1:] if isinstance(f, Guard) and not f.loop_exit]
         return []
 
     def has_guard(self, guard: Guard) -> bool:
@@ -144,8 +149,8 @@ class Event:
 
 def exclusive(a: Event, b: Event) -> bool:
     """No single pass through the code runs both events (opposite branches of one test)."""
-    for guard in a.guards():
-        for other in b.guards():
+    for guard in (f for f in a.frames if isinstance(f, Guard)):
+        for other in (f for f in b.frames if isinstance(f, Guard)):
             if other.node is guard.node and other.test is guard.test and other.positive != guard.positive:
                 return True
     return False

@@ -8,13 +8,14 @@ from typing import Iterator, List, Optional, Tuple
 
 from .model import Event, FileFacts, FunctionFacts, Guard, GuardKind, Kind, Loop, Unpacked
 from .roles import Role, constructor_of, role_of, scheduler_constructor
-from .syntax import called_names, dotted, last_part, name_words, names_in, number_constant, text
+from .guards import LOGGING_WORDS
+from .values import binding_before, nonzero_almost_surely
+from .syntax import BUILDER_NAME, RETURNS_SELF, called_names, dotted, last_part, name_words, names_in, number_constant, text
 
 _ACCUMULATION_WORDS = {"accum", "accumulate", "accumulation", "accumulated", "ga", "micro", "update", "freq"}
 _INFERENCE_WORDS = {"infer", "inference", "predict", "predictor", "export", "eval", "evaluate", "evaluation",
                     "test", "deploy", "serve", "demo", "onnx", "trace", "jit", "script", "inference"}
 _FROZEN_WORDS = {"teacher", "ema", "ref", "reference", "frozen", "target", "old", "momentum", "clip", "vae", "lpips"}
-_DEFAULT_BUILDER = re.compile(r"^_*(build|create|make|load|construct|instantiate|init|initialize|setup|get|prepare)(_|$|[A-Z])")
 
 
 def functions(facts: FileFacts) -> List[FunctionFacts]:
@@ -25,6 +26,30 @@ def boundary_guards(event: Event, loop: Loop) -> List[Guard]:
     """Guards inside ``loop`` that restrict ``event`` to the accumulation boundary (or the last
     micro-batch of the loop)."""
     return [g for g in event.guards_within(loop) if g.kind in (GuardKind.BOUNDARY, GuardKind.EPOCH_END) and g.holds]
+
+
+def accumulation_boundary(fn: FunctionFacts, step: Event, loop: Loop) -> List[Guard]:
+    """The boundary guards of an optimizer step that accumulates gradients over iterations of
+    ``loop``: the step runs only on the boundary while some backward() runs off it. Empty when the
+    step's own branch runs a backward() before it (a complete update every k iterations, like a
+    GAN generator trained every n_critic steps: the backward()s off the boundary feed other
+    optimizers)."""
+    boundary = boundary_guards(step, loop)
+    if not boundary:
+        return []
+    backwards = backward_events_in(fn, loop)
+    if any(b.order < step.order and all(b.has_guard(g) for g in boundary) for b in backwards):
+        return []
+    if not any(not any(b.has_guard(g) for g in boundary) for b in backwards):
+        return []
+    return boundary
+
+
+def found_in_one_helper(*events: Event) -> bool:
+    """Whether every event reached ``fn`` through the same call of a helper of this file: the
+    helper, analysed on its own, reports what they show (one finding per bug, at the helper's
+    line)."""
+    return all(e.via for e in events) and len({id(e.node) for e in events}) == 1
 
 
 def divided_by_accumulation(fn: FunctionFacts, backward: Event) -> bool:
@@ -177,7 +202,7 @@ def is_builder(fn: FunctionFacts) -> bool:
     patterns = getattr(fn.file.hints, "builder_patterns", ())
     if any(re.search(p, fn.name) for p in patterns):
         return True
-    return bool(_DEFAULT_BUILDER.match(fn.name))
+    return bool(BUILDER_NAME.match(fn.name))
 
 
 def returned_eval_model(fn: FunctionFacts) -> Optional[ast.AST]:
@@ -231,7 +256,7 @@ def builder_uses(fn: FunctionFacts) -> Iterator[tuple]:
                 bound[id(value)] = name
                 value = value.func.value if isinstance(value.func, ast.Attribute) else None
     for event in fn.own_events:
-        if event.kind != Kind.CALL or not _DEFAULT_BUILDER.match(last_part(event.target)):
+        if event.kind != Kind.CALL or not BUILDER_NAME.match(last_part(event.target)):
             continue
         name = bound.get(id(event.detail["call"]))
         restored = name is not None and any(
@@ -349,19 +374,15 @@ _DETACHING_METHODS = {"detach", "item", "numpy", "tolist"}
 _REBUILDERS = {"tensor", "as_tensor", "Tensor", "FloatTensor", "from_numpy", "Variable"}
 
 
-def binding_before(fn: FunctionFacts, name: str, line: int) -> Optional[ast.AST]:
-    """The value bound to ``name`` last before ``line`` in this function (textual order)."""
-    earlier = [v for v in fn.assignments.get(name, ()) if 0 < getattr(v, "lineno", 0) < line]
-    return max(earlier, key=lambda v: v.lineno) if earlier else None
-
-
 def outside_graph(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> Optional[ast.AST]:
     """The node that rebuilt ``expr`` outside the autograd graph (``torch.tensor(loss.item(),
     requires_grad=True)``, ``loss.detach()``, ``loss.data``), or None when gradient can flow."""
     if isinstance(expr, ast.Call):
         callee = fn.file.qualify(dotted(expr.func) or "")
         if callee.startswith("torch") and last_part(callee) in _REBUILDERS or last_part(callee) == "Variable":
-            return expr
+            # from literals it is a new leaf the graph starts at (`w = torch.tensor(2.0,
+            # requires_grad=True)`), not a value rebuilt from the loss
+            return None if all(_literal(a) for a in expr.args) else expr
         node = expr.func
         while isinstance(node, ast.Attribute):
             if node.attr in _DETACHING_METHODS:
@@ -382,6 +403,11 @@ def outside_graph(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -
         if isinstance(value, ast.expr):
             return outside_graph(fn, value, value.lineno, depth + 1)
     return None
+
+
+def _literal(node: ast.AST) -> bool:
+    return all(isinstance(n, (ast.Constant, ast.Tuple, ast.List, ast.UnaryOp, ast.unaryop, ast.expr_context))
+               for n in ast.walk(node))
 
 
 def bound_outside(fn: FunctionFacts, name: str, loop: Loop) -> bool:
@@ -436,9 +462,6 @@ def computed_without_grad(fn: FunctionFacts, expr: ast.AST, line: int, depth: in
 _SHARING_WRAPPERS = {"DistributedDataParallel", "DataParallel", "FullyShardedDataParallel", "FSDP", "DDP",
                      "compile", "prepare", "prepare_model", "setup", "setup_module", "wrap", "convert_sync_batchnorm",
                      "channels_last"}
-_IN_PLACE_MODULE_METHODS = {"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "train", "eval",
-                            "requires_grad_", "apply", "share_memory", "to_empty"}
-
 
 def rebinds_to_new_module(fn: FunctionFacts, name: str, after: int, before: int) -> Optional[ast.AST]:
     """A value bound to ``name`` between two lines that is a different module object (a new
@@ -450,10 +473,10 @@ def rebinds_to_new_module(fn: FunctionFacts, name: str, after: int, before: int)
         if not after < line < before or not isinstance(value, ast.Call):
             continue
         call = value
-        while isinstance(call.func, ast.Attribute) and call.func.attr in _IN_PLACE_MODULE_METHODS \
+        while isinstance(call.func, ast.Attribute) and call.func.attr in RETURNS_SELF \
                 and isinstance(call.func.value, ast.Call):
             call = call.func.value  # copy.deepcopy(model).cuda(): look at the inner call
-        if isinstance(call.func, ast.Attribute) and call.func.attr in _IN_PLACE_MODULE_METHODS:
+        if isinstance(call.func, ast.Attribute) and call.func.attr in RETURNS_SELF:
             continue  # model = model.cuda(): the same object
         callee = fn.file.qualify(dotted(call.func) or "")
         leaf = last_part(callee)
@@ -462,7 +485,7 @@ def rebinds_to_new_module(fn: FunctionFacts, name: str, after: int, before: int)
         if leaf != "deepcopy" and any(dotted(arg) == name for arg in list(call.args) + [k.value for k in call.keywords]):
             continue  # load_checkpoint(model, path), apply_lora(model): usually the same object, returned
         if leaf == "deepcopy" or leaf == "load" or leaf[:1].isupper() or leaf.startswith("from_") or \
-                _DEFAULT_BUILDER.match(leaf):
+                BUILDER_NAME.match(leaf):
             rebinding = value
     if rebinding is None:
         return None
@@ -485,8 +508,11 @@ def used_as_step_count(loop: Loop, name: str) -> Optional[ast.AST]:
     """Where the loop uses ``name`` as a count of optimizer steps: against a warm-up length
     (``if step < warmup_steps``, ``step / warmup``) or passed as ``step=`` / ``num_updates=``."""
     for node in ast.walk(loop.node):
-        if isinstance(node, ast.keyword) and node.arg in _STEP_KEYWORDS and dotted(node.value) == name:
-            return node.value
+        if isinstance(node, ast.Call) and not set(name_words(dotted(node.func) or "")) & LOGGING_WORDS:
+            # `log(step=i)`, `writer.add_scalar(..., global_step=i)`: an x-axis, not a step count
+            for keyword in node.keywords:
+                if keyword.arg in _STEP_KEYWORDS and dotted(keyword.value) == name:
+                    return keyword.value
         if isinstance(node, (ast.Compare, ast.BinOp)):
             names = names_in(node)
             if name in names and any({"warmup"} & set(name_words(n)) or {"warm", "up"} <= set(name_words(n))
@@ -551,7 +577,7 @@ def unguarded_normalisations(fn: FunctionFacts) -> Iterator[Tuple[ast.AST, str]]
                 yield node, f"add an epsilon: ({ast.unparse(node.left)} + eps) / ({divisor_name} + eps)"
             elif isinstance(divisor, ast.Call) and isinstance(divisor.func, ast.Attribute) \
                     and divisor.func.attr == "norm" and ast.dump(divisor.func.value) == ast.dump(node.left) \
-                    and not guarded_against_zero(fn, divisor, line):
+                    and not guarded_against_zero(fn, divisor, line) and not nonzero_almost_surely(fn, node.left, line):
                 yield node, "use F.normalize(x, dim=..., eps=...), which never divides by 0"
         elif isinstance(node, ast.Call):
             callee = fn.file.qualify(dotted(node.func) or "")

@@ -175,7 +175,8 @@ def _role_from_annotation(fn: FunctionFacts, name: str) -> Optional[str]:
     for arg in node.args.args + node.args.kwonlyargs:
         if arg.arg == name and arg.annotation is not None:
             annotation = dotted(arg.annotation)
-            if annotation is not None:
+            # only a class gives a role: `scheduler: torch.optim.lr_scheduler` names a module
+            if annotation is not None and last_part(annotation)[:1].isupper():
                 return role_of_constructor(fn.file.qualify(annotation))
     return None
 

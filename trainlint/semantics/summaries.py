@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 from .model import Event, FunctionFacts, Guard, Kind, Loop
-from .syntax import dotted, root_name
+from .syntax import dotted, held_object
 
 MAX_DEPTH = 4
 
@@ -82,8 +82,10 @@ def _map_name(name: Optional[str], arguments: Dict[str, ast.expr], callee: Funct
         return name
     head, dot, rest = name.partition(".")
     if head in arguments:
-        replaced = dotted(arguments[head]) or root_name(arguments[head])
-        return name if replaced is None else replaced + dot + rest
+        replaced = held_object(arguments[head])
+        if replaced is None:  # an expression's result (`f(task.ema_copy())`): no caller name holds it
+            return f"{callee.name}.<argument>.{name}"
+        return replaced + dot + rest
     if head in callee.assignments and head not in callee.params:
         return f"{callee.name}.<locals>.{name}"
     return name
@@ -119,7 +121,9 @@ def _summary_events(call_event: Event, summary: FunctionSummary) -> List[Event]:
     for index, mode in sorted(summary.param_modes.items()):
         position = int(index)
         if position < len(call.args):
-            add(Kind.MODE, dotted(call.args[position]) or root_name(call.args[position]), {"mode": mode})
+            target = held_object(call.args[position])
+            if target is not None:
+                add(Kind.MODE, target, {"mode": mode})
     return events
 
 

@@ -42,6 +42,24 @@ def root_name(node: Optional[ast.AST]) -> Optional[str]:
             return None
 
 
+# Module methods that return the module itself: `model.to(device).train()` is `model`.
+RETURNS_SELF = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "train", "eval",
+                          "requires_grad_", "apply", "share_memory", "to_empty", "zero_grad"})
+
+
+def held_object(node: Optional[ast.AST]) -> Optional[str]:
+    """The dotted name of the object an expression evaluates to: ``model``, ``self.net``, and
+    ``model.to(device).eval()`` (methods that return their receiver). None for any other call: a
+    method's result is not its receiver (``task.get_eval_model()`` is not ``task``)."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in RETURNS_SELF:
+        node = node.func.value
+    return dotted(node)
+
+
+# Functions that build, create or load something (a model, by default, for TL101).
+BUILDER_NAME = re.compile(r"^_*(build|create|make|load|construct|instantiate|init|initialize|setup|get|prepare)(_|$|[A-Z])")
+
+
 def last_part(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 
@@ -133,6 +151,18 @@ def assigned_names(target: ast.AST) -> Iterator[str]:
             base = dotted(target.value)
             if base is not None:
                 yield base
+
+
+def leaves_loop(body: list) -> bool:
+    """True when a block always ends the enclosing loop (break/return/raise, never continue)."""
+    if not body:
+        return False
+    last = body[-1]
+    if isinstance(last, (ast.Break, ast.Return, ast.Raise)):
+        return True
+    if isinstance(last, ast.If):
+        return leaves_loop(last.body) and leaves_loop(last.orelse)
+    return False
 
 
 def terminates(body: list) -> bool:

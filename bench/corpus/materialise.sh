@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Materialise the GitHub part of the real-code corpus (repos.txt) from local snapshots: the
+# Python sources and notebooks of each repository at its pinned commit, in DEST/<owner>+<name>/.
+# Snapshots are git directories brought in with the search tool's `fetch`
+# (MIRROR/<owner>+<name>/repo; MIRROR defaults to /work/.mirror). Nothing here is committed.
+# Usage: materialise.sh DEST [MIRROR]      (idempotent: repositories already there are skipped)
+set -euo pipefail
+dest=${1:?usage: materialise.sh DEST [MIRROR]}
+mirror=${2:-/work/.mirror}
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$dest"
+grep -v '^\s*#' "$here/repos.txt" | grep -v '^\s*$' | while read -r repo commit _; do
+  out="$dest/${repo/\//+}"
+  [ -d "$out" ] && continue
+  git_dir="$mirror/${repo/\//+}/repo"
+  if ! git --git-dir="$git_dir" cat-file -e "$commit^{commit}" 2>/dev/null; then
+    echo "materialise.sh: no snapshot of $repo at $commit in $mirror (fetch it first)" >&2; continue
+  fi
+  mkdir -p "$out.tmp"
+  # sources only, file by file: a snapshot may lack its largest files (those are skipped)
+  git --git-dir="$git_dir" ls-tree -r "$commit" | grep -E $'\t.*\\.(py|ipynb)$' \
+    | while IFS=$'\t' read -r meta path; do
+        object=${meta##* }
+        git --git-dir="$git_dir" cat-file -e "$object" 2>/dev/null || continue
+        mkdir -p "$out.tmp/$(dirname "$path")"
+        git --git-dir="$git_dir" cat-file blob "$object" > "$out.tmp/$path"
+      done
+  find "$out.tmp" -type d -empty -delete
+  mv "$out.tmp" "$out"
+  echo "$repo: $(find "$out" -name '*.py' | wc -l) .py files"
+done

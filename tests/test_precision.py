@@ -1,0 +1,574 @@
+"""Precision and recall on the reasons real findings were wrong (issue 9).
+
+Each case is a small project (one or more files) written for this test, in the manner of real
+training code. A line ending in ``# <- TLxxx`` must be reported with that code; nothing else may
+be reported. The false-positive cases name the fact the semantic layer lacked; the misses name the
+fact it needed.
+"""
+import json
+import os
+import re
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from trainlint.cli import cli
+
+EXPECTED = re.compile(r"#\s*<-\s*(TL\d{3})")
+
+CASES = {
+    # -- false positives ------------------------------------------------------------------------
+    # An annotation that names a module (`torch.optim.lr_scheduler`) gives no role: `scheduler` is
+    # not an optimizer, so its step() is not an optimizer step that zero_grad() must follow.
+    "annotation-names-a-module": {
+        "engine.py": """
+            import torch
+            import torch.nn.functional as F
+            from torch.optim import lr_scheduler
+
+            def train_epoch(model, loader, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler):
+                model.train()
+                for inputs, targets in loader:
+                    optimizer.zero_grad()
+                    F.mse_loss(model(inputs), targets).backward()
+                    optimizer.step()
+                    scheduler.step()
+
+            def finetune(net, batches, opt, warmup: lr_scheduler):
+                for batch in batches:
+                    opt.zero_grad()
+                    net(batch).mean().backward()
+                    opt.step()
+                    warmup.step()
+        """,
+    },
+    # A method's result is a different object from its receiver: evaluating
+    # `task.ema_model(...)` does not switch `task` (nor the trained `task.model`) to eval mode.
+    "method-result-is-not-its-receiver": {
+        "fit.py": """
+            import torch
+
+            def run_validation(network, batches):
+                network.eval()
+                with torch.no_grad():
+                    return sum(network(b).sum().item() for b in batches)
+
+            def fit(task, batches, held_out, epochs):
+                task.model.train()
+                for epoch in range(epochs):
+                    for batch in batches:
+                        task.optimizer.zero_grad()
+                        task.model(batch).mean().backward()
+                        task.optimizer.step()
+                    run_validation(task.averaged_copy(decay=0.999), held_out)
+        """,
+    },
+    # `.train()` two calls deep, across files: the epoch helper sets train mode itself and its
+    # backward sits in a further helper in a third file.
+    "train-mode-two-calls-deep": {
+        "steps.py": """
+            def optimise_batch(net, batch, opt):
+                opt.zero_grad()
+                loss = net(batch).pow(2).mean()
+                loss.backward()
+                opt.step()
+                return loss.item()
+        """,
+        "loops.py": """
+            import torch
+            from steps import optimise_batch
+
+            def run_train_epoch(net, loader, opt):
+                net.train()
+                for batch in loader:
+                    optimise_batch(net, batch, opt)
+
+            def run_test_epoch(net, loader):
+                net.eval()
+                with torch.no_grad():
+                    return [net(b) for b in loader]
+        """,
+        "main.py": """
+            import torch
+            from loops import run_train_epoch, run_test_epoch
+
+            def main(net, loader, test_loader, epochs):
+                opt = torch.optim.SGD(net.parameters(), lr=0.1)
+                for epoch in range(epochs):
+                    run_train_epoch(net, loader, opt)
+                    run_test_epoch(net, test_loader)
+        """,
+    },
+    "train-mode-two-calls-deep-one-file": {
+        "train.py": """
+            import torch
+
+            def backward_and_step(net, batch, opt):
+                opt.zero_grad()
+                net(batch).sum().backward()
+                opt.step()
+
+            def one_epoch(net, loader, opt):
+                net.train()
+                for batch in loader:
+                    backward_and_step(net, batch, opt)
+
+            def score(net, loader):
+                net.eval()
+                return [net(b) for b in loader]
+
+            def main(net, loader, test_loader, epochs):
+                opt = torch.optim.SGD(net.parameters(), lr=0.1)
+                for epoch in range(epochs):
+                    one_epoch(net, loader, opt)
+                    score(net, test_loader)
+        """,
+    },
+    # A loop that builds a new model each iteration (cross-validation, sweeps) starts a new run:
+    # a fresh optimizer, scheduler and scaler per iteration is correct.
+    "new-model-per-iteration": {
+        "cv.py": """
+            import copy
+            import torch
+            from torch.optim.lr_scheduler import StepLR
+
+            def cross_validate(make_net, folds, epochs):
+                for train_loader, val_loader in folds:
+                    net = make_net()
+                    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-4)
+                    scheduler = StepLR(optimizer, step_size=10)
+                    scaler = torch.cuda.amp.GradScaler()
+                    for epoch in range(epochs):
+                        for x, y in train_loader:
+                            optimizer.zero_grad()
+                            scaler.scale(net(x).sub(y).abs().mean()).backward()
+                            scaler.step(optimizer)
+                            scaler.update()
+                        scheduler.step()
+
+            def sweep(base_model, loader, learning_rates):
+                for lr in learning_rates:
+                    candidate = copy.deepcopy(base_model)
+                    opt = torch.optim.SGD(candidate.parameters(), lr=lr)
+                    for x, y in loader:
+                        opt.zero_grad()
+                        candidate(x).sub(y).pow(2).mean().backward()
+                        opt.step()
+        """,
+    },
+    # Two optimizers, one scaler: the discriminator's scaled backward does not make the
+    # generator's plain step wrong; and the two branches of one `if` never run together.
+    "several-optimizers-and-branches": {
+        "gan.py": """
+            import torch
+
+            def train_gan(gen, disc, loader, amp_scaler, noise):
+                opt_disc = torch.optim.Adam(disc.parameters())
+                opt_gen = torch.optim.Adam(gen.parameters())
+                for real in loader:
+                    opt_disc.zero_grad()
+                    with torch.autocast("cuda", dtype=torch.float16):
+                        d_loss = disc(real).mean() - disc(gen(noise).detach()).mean()
+                    amp_scaler.scale(d_loss).backward()
+                    amp_scaler.step(opt_disc)
+                    amp_scaler.update()
+                    opt_gen.zero_grad()
+                    g_loss = -disc(gen(noise)).mean()
+                    g_loss.backward()
+                    opt_gen.step()
+
+            def train(model, loader, optimizer, use_amp, grad_scaler):
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    loss = model(x).sub(y).abs().mean()
+                    if use_amp and grad_scaler is not None:
+                        grad_scaler.scale(loss).backward()
+                        grad_scaler.step(optimizer)
+                        grad_scaler.update()
+                    else:
+                        loss.backward()
+                        optimizer.step()
+        """,
+    },
+    # A micro-batch counter used for logging cadence and throughput is not a count of
+    # optimizer steps.
+    "micro-batch-counter-for-logging": {
+        "loop.py": """
+            import time
+
+            def train(model, batches, optimizer, monitor, accum, log_every):
+                micro = 0
+                updates = 0
+                for batch in batches:
+                    micro += 1
+                    (model(batch).mean() / accum).backward()
+                    if micro % accum == 0:
+                        optimizer.step()
+                        optimizer.zero_grad()
+                        updates += 1
+                    if micro % log_every == 0:
+                        monitor.update(time=time.perf_counter(), batches=micro, samples=micro * 8)
+                        monitor.compute_and_log(step=micro)
+                        print({"iter": micro, "step": updates})
+        """,
+    },
+    # Loss lists local to a function that returns their sum are built to be backward'ed
+    # together; losses appended after backward() are kept without their saved activations.
+    "local-loss-lists": {
+        "losses.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def chunked_loss(model, inputs, targets, pieces):
+                parts = []
+                for x, y in zip(inputs.chunk(pieces), targets.chunk(pieces)):
+                    loss = F.cross_entropy(model(x), y)
+                    parts.append(loss)
+                return torch.stack(parts).sum() / pieces
+
+            def cached_contrastive(model, chunks, optimizer):
+                optimizer.zero_grad()
+                losses = []
+                for chunk in chunks:
+                    loss = model(chunk).logsumexp(-1).mean()
+                    loss.backward()
+                    losses.append(loss)
+                optimizer.step()
+                return losses
+        """,
+    },
+    # A norm that cannot be zero: a Gaussian random projection.
+    "norm-that-cannot-be-zero": {
+        "proj.py": """
+            import torch
+
+            def projection_loss(features, dim):
+                directions = torch.randn(features.shape[-1], dim, device=features.device)
+                directions = directions / directions.norm(dim=0, keepdim=True)
+                return (features @ directions).pow(2).mean()
+        """,
+    },
+    # One bug, one finding: reported inside the helper, not again at the helper's call site.
+    "one-finding-per-bug": {
+        "trainer.py": """
+            import torch
+
+            class Trainer:
+                def __init__(self, model, optimizer):
+                    self.model, self.optimizer = model, optimizer
+                    self.scaler = torch.cuda.amp.GradScaler()
+
+                def _train_batch(self, x, y):
+                    self.optimizer.zero_grad()
+                    loss = self.model(x).sub(y).pow(2).mean()
+                    self.scaler.scale(loss).backward()
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)  # <- TL502
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+
+                def fit(self, loader, epochs):
+                    for epoch in range(epochs):
+                        for x, y in loader:
+                            self._train_batch(x, y)
+        """,
+    },
+    # Each critic step runs its own backward under the same test as the step: a zero_grad on
+    # every iteration clears only the other network's gradients (WGAN-style n_critic).
+    "guarded-step-with-its-own-backward": {
+        "wgan.py": """
+            import torch
+
+            def train(gen, critic, loader, opt_gen, opt_critic, n_critic, noise):
+                for i, real in enumerate(loader):
+                    opt_critic.zero_grad()
+                    fake = gen(noise)
+                    critic_loss = critic(fake).mean() - critic(real).mean()
+                    critic_loss.backward()
+                    opt_critic.step()
+                    opt_gen.zero_grad()
+                    if i % n_critic == 0:
+                        gen_loss = -critic(gen(noise)).mean()
+                        gen_loss.backward()
+                        opt_gen.step()
+        """,
+    },
+    # `Variable(t)` does not require grad: per-forward state stored on the module is not a
+    # parameter; neither is a constant class weight.
+    "variable-without-requires-grad": {
+        "decoder.py": """
+            import torch
+            from torch import nn
+            from torch.autograd import Variable
+
+            class Decoder(nn.Module):
+                def __init__(self, dim, weights=None):
+                    super().__init__()
+                    self.cell = nn.LSTMCell(dim, dim)
+                    self.class_weights = Variable(weights if weights is not None else torch.ones(4))
+
+                def init_states(self, memory):
+                    self.hidden = Variable(memory.data.new(memory.size(0), 8).zero_())
+        """,
+    },
+    # Leaf tensors made from constants are the graph's inputs, not a loss rebuilt outside it.
+    "leaf-tensors-from-constants": {
+        "basics.py": """
+            import torch
+
+            x = torch.tensor(1.0, requires_grad=True)
+            w = torch.tensor(2.0, requires_grad=True)
+            b = torch.tensor(3.0, requires_grad=True)
+            y = w * x + b
+            y.backward()
+            print(x.grad, w.grad, b.grad)
+        """,
+    },
+    # A validation sampler needs no set_epoch: its order does not matter. Only the sampler whose
+    # loader an epoch loop trains on is flagged.
+    "sampler-set-epoch-only-for-training-loaders": {
+        "main.py": """
+            import torch
+            from torch.utils.data import DataLoader
+            from torch.utils.data.distributed import DistributedSampler
+
+            def make_loaders(train_set, val_set):
+                train_sampler = DistributedSampler(train_set)  # <- TL701
+                val_sampler = DistributedSampler(val_set, shuffle=False)
+                return (DataLoader(train_set, sampler=train_sampler, batch_size=8),
+                        DataLoader(val_set, sampler=val_sampler, batch_size=8))
+
+            def evaluate(model, loader):
+                model.eval()
+                with torch.no_grad():
+                    return sum(model(x).sum().item() for x in loader)
+
+            def main(model, train_set, val_set, optimizer, epochs):
+                train_loader, val_loader = make_loaders(train_set, val_set)
+                for epoch in range(epochs):
+                    model.train()
+                    for x in train_loader:
+                        optimizer.zero_grad()
+                        model(x).mean().backward()
+                        optimizer.step()
+                    evaluate(model, val_loader)
+        """,
+    },
+    # A queue of outputs kept for a later backward (pipeline schedules) is consumed in the loop.
+    "queue-consumed-in-the-loop": {
+        "pipeline.py": """
+            import torch
+
+            def backward_step(output, grad):
+                torch.autograd.backward(output, grad_tensors=grad)
+
+            def schedule(stage, micro_batches, grads, outputs):
+                for batch, grad in zip(micro_batches, grads):
+                    output = stage(batch)
+                    outputs.append(output)
+                    output = outputs.pop(0)
+                    backward_step(output, grad)
+        """,
+    },
+    # A helper named zero_grad clears gradients, whatever it is given.
+    "gradients-cleared-by-a-helper": {
+        "fp16.py": """
+            def zero_grad(params):
+                for p in params:
+                    if p.grad is not None:
+                        p.grad.detach_()
+                        p.grad.zero_()
+        """,
+        "loop.py": """
+            from fp16 import zero_grad
+
+            def run(model, params, opt, batches):
+                for batch in batches:
+                    zero_grad(params)
+                    model(batch).mean().backward()
+                    opt.step()
+        """,
+    },
+    # -- misses ---------------------------------------------------------------------------------
+    # `try: next(it) except StopIteration: break` ends the loop; it guards nothing after it.
+    "next-with-stop-iteration-is-a-loop-exit": {
+        "trainer.py": """
+            import torch
+
+            class Trainer:
+                def __init__(self, model, loader, accum):
+                    self.model, self.loader, self.accum = model, loader, accum
+                    self.optimizer = torch.optim.AdamW(model.parameters())
+
+                def train(self):
+                    batches = iter(self.loader)
+                    step = 0
+                    while True:
+                        try:
+                            batch = next(batches)
+                        except StopIteration:
+                            break
+                        self.optimizer.zero_grad()  # <- TL201
+                        loss = self.model(batch).mean() / self.accum
+                        loss.backward()
+                        if (step + 1) % self.accum == 0:
+                            self.optimizer.step()
+                        step += 1
+        """,
+    },
+    # The trained model is known from use when it comes in as a parameter.
+    "trained-model-passed-as-parameter": {
+        "engine.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def train_epoch(net, loader, opt):
+                net.train()
+                for x, y in loader:
+                    with torch.no_grad():
+                        logits = net(x)  # <- TL103
+                    loss = F.cross_entropy(logits, y)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+        """,
+    },
+    # build -> load -> train: a loader that passes the eval-mode model on is not a caller that
+    # uses it for inference; the training caller never calls .train().
+    "eval-model-passed-through-a-loader": {
+        "models.py": """
+            import torch
+            from torch import nn
+
+            def build_classifier(num_classes):
+                net = nn.Sequential(nn.Linear(512, 256), nn.Dropout(0.5), nn.Linear(256, num_classes))
+                return net.eval()  # <- TL101
+
+            def load(num_classes, checkpoint=None):
+                net = build_classifier(num_classes)
+                if checkpoint is not None:
+                    net.load_state_dict(torch.load(checkpoint))
+                return net
+        """,
+        "train.py": """
+            import torch
+            import torch.nn.functional as F
+            from models import load
+
+            def main(loader, epochs):
+                net = load(12)
+                optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+                for epoch in range(epochs):
+                    for x, y in loader:
+                        optimizer.zero_grad()
+                        F.cross_entropy(net(x), y).backward()
+                        optimizer.step()
+        """,
+    },
+    "layers-in-a-list-comprehension": {
+        "model.py": """
+            from torch import nn
+
+            class Tower(nn.Module):
+                def __init__(self, depth, width):
+                    super().__init__()
+                    self.blocks = [nn.Sequential(nn.Linear(width, width), nn.ReLU()) for _ in range(depth)]  # <- TL601
+
+                def forward(self, x):
+                    for block in self.blocks:
+                        x = block(x)
+                    return x
+        """,
+    },
+    "forward-ends-in-softmax": {
+        "train.py": """
+            import torch
+            from torch import nn
+
+            class Classifier(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.body = nn.Linear(64, 10)
+
+                def forward(self, x):
+                    return torch.softmax(self.body(x), dim=-1)
+
+            def train(loader):
+                model = Classifier()
+                criterion = nn.CrossEntropyLoss()
+                optimizer = torch.optim.Adam(model.parameters())
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    loss = criterion(model(x), y)  # <- TL302
+                    loss.backward()
+                    optimizer.step()
+        """,
+    },
+    "literal-step-size-stepped-per-batch": {
+        "train.py": """
+            import torch
+
+            def train(model, loader, epochs):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=20)
+                for epoch in range(epochs):
+                    for x, y in loader:
+                        optimizer.zero_grad()
+                        model(x).sub(y).pow(2).mean().backward()
+                        optimizer.step()
+                        scheduler.step()  # <- TL402
+        """,
+    },
+    # The FG-CLIP seed: a warm-up counted in forward calls while the optimizer steps every k.
+    "warm-up-counted-in-forward-calls": {
+        "train.py": """
+            import torch
+            from torch import nn
+
+            class RegionHead(nn.Module):
+                def __init__(self, warmup_steps):
+                    super().__init__()
+                    self.proj = nn.Linear(32, 32)
+                    self.calls = 0
+                    self.warmup_steps = warmup_steps
+
+                def forward(self, x):
+                    self.calls += 1  # <- TL206
+                    out = self.proj(x)
+                    if self.calls < self.warmup_steps:
+                        out = out.detach()
+                    return out
+
+            def train(loader, accum):
+                head = RegionHead(warmup_steps=1000)
+                optimizer = torch.optim.AdamW(head.parameters())
+                for i, x in enumerate(loader):
+                    loss = head(x).pow(2).mean() / accum
+                    loss.backward()
+                    if (i + 1) % accum == 0:
+                        optimizer.step()
+                        optimizer.zero_grad()
+        """,
+    },
+}
+
+
+def _expected(files):
+    found = set()
+    for name, source in files.items():
+        for number, line in enumerate(textwrap.dedent(source).strip("\n").splitlines(), 1):
+            match = EXPECTED.search(line)
+            if match:
+                found.add((name, number, match.group(1)))
+    return found
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_case(case, tmp_path):
+    files = CASES[case]
+    for name, source in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(source).strip("\n") + "\n")
+    result = CliRunner().invoke(cli, ["check", str(tmp_path), "--format", "json", "--no-cache", "--isolated"])
+    findings = json.loads(result.output)
+    got = {(os.path.relpath(f["path"], tmp_path), f["line"], f["code"]) for f in findings}
+    assert got == _expected(files), "\n".join(f"{f['path']}:{f['line']} {f['code']} {f['message']}" for f in findings)

@@ -1,0 +1,167 @@
+"""What names hold: where a value came from, followed through assignments, tuple unpacking,
+attribute stores and the returns of functions defined in the file.
+
+Rules ask these questions instead of matching names: "which expressions can have produced this
+value", "is this loop starting a new training run (a new model each iteration)", "can this
+tensor be zero". When the answer depends on code trainlint cannot see, the functions here answer
+"unknown" (an empty list, False), and the rules asking stay silent.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import List, Optional
+
+from .model import FunctionFacts, Loop, Unpacked
+from .roles import Role, role_of_constructor
+from .syntax import BUILDER_NAME, dotted, last_part, names_in
+
+MAX_DEPTH = 4
+
+
+@dataclass(frozen=True, eq=False)
+class Origin:
+    """An expression that produced a value, and the function whose names it reads."""
+
+    fn: FunctionFacts
+    expr: ast.AST
+
+
+def origins(fn: FunctionFacts, expr: ast.AST, depth: int = 0) -> List[Origin]:
+    """The expressions that may have produced the value of ``expr``: every binding of a name,
+    the element of a tuple a call returned (``train, val = make_loaders()``), what a function of
+    this file returns. Calls of other functions are their own origin."""
+    if depth > MAX_DEPTH or expr is None:
+        return []
+    if isinstance(expr, Unpacked):
+        return [o for inner in origins(fn, expr.value, depth + 1) for o in _element(inner, expr.index, depth)]
+    if isinstance(expr, ast.Call):
+        callee = fn.file.local_function(dotted(expr.func) or "", fn) if dotted(expr.func) else None
+        if callee is not None and callee.returns:
+            return [o for ret in callee.returns if ret.value is not None
+                    for o in origins(callee, ret.value, depth + 1)] or [Origin(fn, expr)]
+        return [Origin(fn, expr)]
+    name = dotted(expr)
+    if name is not None:
+        values = fn.all_bindings(name)
+        if not values:
+            return [Origin(fn, expr)]
+        return [o for value in values for o in origins(fn, value, depth + 1)]
+    return [Origin(fn, expr)]
+
+
+def _element(origin: Origin, index: int, depth: int) -> List[Origin]:
+    if isinstance(origin.expr, (ast.Tuple, ast.List)) and 0 <= index < len(origin.expr.elts):
+        return origins(origin.fn, origin.expr.elts[index], depth + 1)
+    return []  # an element of something unknown: no claim
+
+
+def callee_of(origin: Origin) -> str:
+    """The import-resolved name of the function whose call produced the value, or ''."""
+    if isinstance(origin.expr, ast.Call):
+        return origin.fn.file.qualify(dotted(origin.expr.func) or "")
+    return ""
+
+
+def keyword(call: ast.Call, name: str) -> Optional[ast.expr]:
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+# -- loops ----------------------------------------------------------------------------------------
+
+def bound_in_loop(expr: ast.AST, loop: Loop) -> bool:
+    """Whether ``expr`` reads a name re-bound in the loop's body (``net.parameters()`` with
+    ``net = make_net()`` in the loop)."""
+    for name in names_in(expr):
+        parts = name.split(".")
+        if any(".".join(parts[:i]) in loop.assigned for i in range(1, len(parts) + 1)):
+            return True
+    return False
+
+
+_FRESH_MODULE_CALLS = {"deepcopy", "from_pretrained", "from_config", "instantiate"}
+
+
+def starts_new_run(fn: FunctionFacts, loop: Loop) -> bool:
+    """Whether each iteration of ``loop`` trains a new model (cross-validation folds, sweeps,
+    restarts): an optimizer built in the loop over the parameters of a model also built there."""
+    for values in fn.assignments.values():
+        for value in values:
+            if not isinstance(value, ast.Call) or not _inside(value, loop):
+                continue
+            role = role_of_constructor(fn.file.qualify(dotted(value.func) or ""))
+            if role != Role.OPTIMIZER or not value.args:
+                continue
+            for name in names_in(value.args[0]):
+                model = name.rsplit(".", 1)[0] if last_part(name) in ("parameters", "named_parameters") else name
+                if model in loop.assigned and any(_fresh_module(fn, v) for v in fn.all_bindings(model)
+                                                  if _inside(v, loop)):
+                    return True
+    return False
+
+
+def _inside(node: ast.AST, loop: Loop) -> bool:
+    line = getattr(node, "lineno", 0)
+    return loop.node.lineno < line <= getattr(loop.node, "end_lineno", loop.node.lineno)
+
+
+def _fresh_module(fn: FunctionFacts, value: ast.AST) -> bool:
+    """A call that returns a new module object: a class, a builder, a deep copy."""
+    if not isinstance(value, ast.Call):
+        return False
+    while isinstance(value.func, ast.Attribute) and value.func.attr in ("to", "cuda", "train") \
+            and isinstance(value.func.value, ast.Call):
+        value = value.func.value
+    callee = fn.file.qualify(dotted(value.func) or "")
+    leaf = last_part(callee)
+    if not leaf or role_of_constructor(callee) is not None:
+        return False
+    return leaf[:1].isupper() or leaf in _FRESH_MODULE_CALLS or bool(BUILDER_NAME.match(leaf)) or \
+        "model" in leaf.lower() or "net" in leaf.lower()
+
+
+def consumed_inside(name: str, loop: Loop) -> bool:
+    """Whether the loop drains the container ``name`` (``queue.pop(0)``, ``items.clear()``): a
+    queue holds a bounded number of values."""
+    for node in ast.walk(loop.node):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in ("pop", "popleft", "clear") and dotted(node.func.value) == name:
+            return True
+    return False
+
+
+def is_local(fn: FunctionFacts, name: str) -> bool:
+    """A plain name bound in a function (not an attribute, not module-level state)."""
+    return fn is not fn.file.module and "." not in name and name in fn.assignments
+
+
+def returned(fn: FunctionFacts, name: str) -> bool:
+    """Whether ``fn`` returns the value of ``name`` (in any expression: ``sum(parts)``)."""
+    return any(ret.value is not None and name in names_in(ret.value) for ret in fn.returns)
+
+
+# -- numbers --------------------------------------------------------------------------------------
+
+_RANDOM_NORMAL = {"randn", "randn_like", "normal", "normal_"}
+
+
+def binding_before(fn: FunctionFacts, name: str, line: int) -> Optional[ast.AST]:
+    """The value bound to ``name`` last before ``line`` in this function (textual order)."""
+    earlier = [v for v in fn.assignments.get(name, ()) if 0 < getattr(v, "lineno", 0) < line]
+    return max(earlier, key=lambda v: v.lineno) if earlier else None
+
+
+def nonzero_almost_surely(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> bool:
+    """Whether the tensor ``expr`` (read at ``line``) is drawn from a continuous distribution
+    (``torch.randn``, possibly rescaled), so that its norm is 0 with probability 0."""
+    if depth > MAX_DEPTH:
+        return False
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Mult, ast.Div)):
+        return nonzero_almost_surely(fn, expr.left, line, depth + 1)
+    if isinstance(expr, ast.Call):
+        callee = fn.file.qualify(dotted(expr.func) or "")
+        method = expr.func.attr if isinstance(expr.func, ast.Attribute) else ""
+        return method in _RANDOM_NORMAL or callee.startswith("torch") and last_part(callee) in _RANDOM_NORMAL
+    name = dotted(expr)
+    value = binding_before(fn, name, line) if name is not None else None
+    return isinstance(value, ast.expr) and nonzero_almost_surely(fn, value, value.lineno, depth + 1)
