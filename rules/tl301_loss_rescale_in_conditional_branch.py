@@ -1,13 +1,15 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import GuardKind, Kind
-from trainlint.semantics.queries import describe, functions, is_accumulation_count
+from trainlint.semantics.queries import describe, functions, is_accumulation_count, loop_targets
+from trainlint.semantics.syntax import names_in
 
 
 class LossRescaleInConditionalBranch(Rule):
     """
     What it does: finds a loss rescaled (`loss = loss / k`, `loss *= w`) inside an `if` that is
-    true on some iterations only (a debug, logging or first-iteration test; or any varying test
-    when the factor is the accumulation count), while `backward()` of that loss runs outside it.
+    true on some iterations only (a debug, logging or first-iteration test; or, when the factor is
+    the accumulation count, any test of the loop's counter), while `backward()` of that loss runs
+    outside it. Tests whose variation trainlint cannot establish are left alone.
 
     Why it is bad: the scale applies to some iterations only. A real report had
     `loss = loss / grad_accumulation` inside `if epoch == 1 and bi == 0:` (a debug block): only the
@@ -105,7 +107,8 @@ class LossRescaleInConditionalBranch(Rule):
                 accumulation = is_accumulation_count(rescale.detail["factor"])
                 varying = [
                     g for g in rescale.guards_within(loop)
-                    if (g.kind == GuardKind.DEBUG and g.holds) or (accumulation and g.kind == GuardKind.OTHER)
+                    if (g.kind == GuardKind.DEBUG and g.holds)
+                    or (accumulation and g.kind == GuardKind.OTHER and names_in(g.test) & loop_targets(loop))
                 ]
                 if not varying:
                     continue

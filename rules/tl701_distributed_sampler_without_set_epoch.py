@@ -1,19 +1,25 @@
+import ast
+
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, Role, role_of
 from trainlint.semantics.queries import functions
+from trainlint.semantics.syntax import dotted, last_part
+from trainlint.semantics.values import callee_of, keyword, origins
 
 
 class DistributedSamplerWithoutSetEpoch(Rule):
     """
-    What it does: finds a `DistributedSampler` in a file whose training loop runs over several
-    epochs while `set_epoch(epoch)` is never called on anything.
+    What it does: finds a `DistributedSampler` whose loader a training loop iterates over several
+    epochs (directly, through a helper, or a loader built by a function of the same file) while
+    `set_epoch(epoch)` is never called on anything.
 
     Why it is bad: `DistributedSampler` shuffles with a seed derived from its epoch counter, which
     only `set_epoch` advances. Without it every epoch visits the data in exactly the same order on
     every rank, which quietly hurts convergence and generalisation (and makes "shuffle=True" a lie).
 
     Not flagged: files that call `set_epoch` (on the sampler, the loader or the batch sampler),
-    loaders prepared by accelerate (it sets the epoch itself), and files without an epoch loop.
+    loaders prepared by accelerate (it sets the epoch itself), samplers of validation loaders (their
+    order does not matter), and samplers whose loader is not seen being trained on.
 
     Fix: call `sampler.set_epoch(epoch)` at the start of every epoch.
     """
@@ -78,15 +84,42 @@ class DistributedSamplerWithoutSetEpoch(Rule):
         if any(e.kind == Kind.SET_EPOCH for e in events) or any(
                 role_of(fn, e.target) == Role.ACCELERATOR for fn in everything for e in fn.own_events if e.target):
             return
-        if not any(_trains_over_epochs(fn) for fn in everything):
-            return
+        reported = set()
         for fn in everything:
-            for built in fn.events_of(Kind.CONSTRUCT):
-                if built.detail["role"] == "sampler" and not built.via:
-                    yield Report(built.detail["call"], "DistributedSampler without set_epoch(epoch) anywhere in this "
-                                                       "file: every epoch sees the same order")
+            for sampler in _samplers_trained_over_epochs(fn):
+                if id(sampler) not in reported:
+                    reported.add(id(sampler))
+                    yield Report(sampler, "DistributedSampler of a training loader, and no set_epoch(epoch) "
+                                          "anywhere in this file: every epoch sees the same order")
 
 
-def _trains_over_epochs(fn):
-    """A loop that runs backward() inside an inner loop (batches inside epochs)."""
-    return any(len(b.loops) >= 2 or (b.loops and b.via) for b in fn.events_of(Kind.BACKWARD))
+def _samplers_trained_over_epochs(fn):
+    """DistributedSampler calls (in this file) feeding a loader that a loop inside an epoch loop
+    trains on: iterated with backward() in the batch loop, or handed to a helper that trains."""
+    backwards = fn.events_of(Kind.BACKWARD)
+    for loop in fn.loops:
+        if loop.parent is not None and isinstance(loop.node, ast.For) and any(b.in_loop(loop) for b in backwards):
+            yield from _distributed_samplers(fn, _unwrapped(loop.node.iter))
+        if any(b.in_loop(loop) and b.via for b in backwards) and loop.parent is None:
+            for call in fn.events_of(Kind.CALL):  # train_one_epoch(model, loader, ...) per epoch
+                if call.in_loop(loop):
+                    for argument in call.detail["call"].args:
+                        yield from _distributed_samplers(fn, argument)
+
+
+def _unwrapped(iterable):
+    """The loader in ``enumerate(tqdm(loader))``, ``iter(loader)``."""
+    while isinstance(iterable, ast.Call) and dotted(iterable.func) in ("enumerate", "tqdm", "iter", "tqdm.tqdm") \
+            and iterable.args:
+        iterable = iterable.args[0]
+    return iterable
+
+
+def _distributed_samplers(fn, loader):
+    for made in origins(fn, loader):
+        if last_part(callee_of(made)) != "DataLoader":
+            continue
+        sampler = keyword(made.expr, "sampler")
+        for source in origins(made.fn, sampler) if sampler is not None else ():
+            if last_part(callee_of(source)) == "DistributedSampler":
+                yield source.expr
