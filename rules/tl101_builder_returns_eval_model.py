@@ -106,6 +106,7 @@ class BuilderReturnsEvalModel(Rule):
                 continue
             uses = [use for callee, use in local_uses if callee is fn]
             uses += facts.index.builder_uses(f"{facts.module_name}.{fn.qualname}")
+            uses = [use for use in uses if use != "passed"]  # a caller that hands the model on decides nothing
             if uses and "untrained" not in uses:
                 continue  # every caller in the linted tree uses it for inference or calls .train()
             if uses:

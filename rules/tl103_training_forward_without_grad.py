@@ -2,7 +2,7 @@ import ast
 
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind
-from trainlint.semantics.queries import computed_without_grad, functions, optimizer_modules
+from trainlint.semantics.queries import computed_without_grad, functions, trained_modules
 from trainlint.semantics.syntax import calls_in, dotted
 
 
@@ -66,7 +66,7 @@ class TrainingForwardWithoutGrad(Rule):
 
     def check(self, facts):
         for fn in functions(facts):
-            trained = optimizer_modules(fn)
+            trained = trained_modules(fn)
             if not trained:
                 continue
             for backward in fn.events_of(Kind.BACKWARD):

@@ -7,7 +7,8 @@ class SchedulerGranularityMismatch(Rule):
     """
     What it does: finds an epoch-granular LR scheduler stepped inside the batch loop, or a
     per-iteration scheduler stepped once per epoch. The scheduler's constructor must make the
-    intent clear: `StepLR(step_size=<epochs>)`, `CosineAnnealingLR(T_max=args.epochs)`,
+    intent clear: `StepLR(step_size=<epochs>)`, literal lengths below 1000 (`StepLR(step_size=30)`,
+    `MultiStepLR(milestones=[30, 60, 90])`: stepped per batch they decay within the first epoch), `CosineAnnealingLR(T_max=args.epochs)`,
     `ExponentialLR(gamma=0.9)` are epoch schedules; `OneCycleLR(steps_per_epoch=...)`,
     `CyclicLR`, `get_linear_schedule_with_warmup(num_training_steps=len(loader) * epochs)` and any
     schedule whose length is built from `len(loader)` are per-iteration schedules.
@@ -63,6 +64,15 @@ class SchedulerGranularityMismatch(Rule):
                 F.cross_entropy(model(x), y).backward()
                 opt.step()
         """,
+        """
+        scheduler = StepLR(optimizer, step_size=30)
+        for epoch in range(90):
+            for x, y in loader:
+                optimizer.zero_grad()
+                criterion(model(x), y).backward()
+                optimizer.step()
+                scheduler.step()  # <-
+        """,
     ]
     VALID = [
         """
@@ -78,15 +88,6 @@ class SchedulerGranularityMismatch(Rule):
         """
         scheduler = CosineAnnealingLR(optimizer, T_max=args.epochs * len(loader))
         for epoch in range(args.epochs):
-            for x, y in loader:
-                optimizer.zero_grad()
-                criterion(model(x), y).backward()
-                optimizer.step()
-                scheduler.step()
-        """,
-        """
-        scheduler = StepLR(optimizer, step_size=30)
-        for epoch in range(90):
             for x, y in loader:
                 optimizer.zero_grad()
                 criterion(model(x), y).backward()

@@ -154,7 +154,8 @@ def _plain_container(facts, value, later_elements):
     else:
         return None
     elements = list(elements) + ([] if elements else later_elements)
-    if elements and all(module_constructor(facts, e) == "layer" for e in elements):
+    # an nn.Sequential (or ModuleList) inside a plain list is as invisible as a single layer
+    if elements and all(module_constructor(facts, e) in ("layer", "wrapper") for e in elements):
         return "dict" if isinstance(value, (ast.Dict, ast.DictComp)) else (
             "tuple" if isinstance(value, ast.Tuple) else "list")
     return None

@@ -9,7 +9,7 @@ from typing import Iterator, List, Optional, Tuple
 from .model import Event, FileFacts, FunctionFacts, Guard, GuardKind, Kind, Loop, Unpacked
 from .roles import Role, constructor_of, role_of, scheduler_constructor
 from .guards import LOGGING_WORDS
-from .values import binding_before, nonzero_almost_surely
+from .values import binding_before, nonzero_almost_surely, returned
 from .syntax import BUILDER_NAME, RETURNS_SELF, called_names, dotted, last_part, name_words, names_in, number_constant, text
 
 _ACCUMULATION_WORDS = {"accum", "accumulate", "accumulation", "accumulated", "ga", "micro", "update", "freq"}
@@ -152,6 +152,18 @@ def optimizer_modules(fn: FunctionFacts) -> Optional[set]:
     return modules or None
 
 
+def trained_modules(fn: FunctionFacts) -> Optional[set]:
+    """Modules trained in ``fn``: those an optimizer in sight updates, else those known from use
+    (a module passed in as a parameter and put in train mode here: ``def train_epoch(model, ...):
+    model.train()``); None if neither is known."""
+    known = optimizer_modules(fn)
+    if known:
+        return known
+    from_use = {e.target for e in fn.own_events if e.kind == Kind.MODE and e.detail["mode"] == "train"
+                and e.target and e.target.split(".")[0] in fn.params}
+    return from_use or None
+
+
 def is_trained_module(fn: FunctionFacts, name: str, loop: Loop) -> bool:
     """Whether the module ``name`` is the one being trained in ``loop`` (not a teacher/EMA copy)."""
     modules = optimizer_modules(fn)
@@ -246,7 +258,8 @@ def _frozen(fn: FunctionFacts, model: str) -> bool:
 
 def builder_uses(fn: FunctionFacts) -> Iterator[tuple]:
     """(callee name, use) for each call of a builder-named function in ``fn``: use is "untrained"
-    when ``fn`` trains the result without calling ``.train()`` on it, else "other"."""
+    when ``fn`` trains the result without calling ``.train()`` on it, "passed" when ``fn`` returns
+    it (a loader that hands the model on), else "other"."""
     trains = bool(fn.events_of(Kind.BACKWARD))
     trained = {e.target for e in fn.events if e.kind == Kind.MODE and e.detail["mode"] != "eval"}
     bound = {}
@@ -261,6 +274,9 @@ def builder_uses(fn: FunctionFacts) -> Iterator[tuple]:
         name = bound.get(id(event.detail["call"]))
         restored = name is not None and any(
             t and (t == name or t.startswith(name + ".") or name.startswith(t + ".")) for t in trained)
+        if name is not None and not trains and not restored and returned(fn, name):
+            yield event.target, "passed"  # `load()` returns what the builder made: its callers decide
+            continue
         yield event.target, "untrained" if trains and name is not None and not restored else "other"
 
 
@@ -287,6 +303,8 @@ def scheduler_granularity(fn: FunctionFacts, name: str) -> Optional[str]:
         if arg is None:
             return None
         evidence = _evidence(fn, arg)
+        if evidence is None and cls != "ExponentialLR" and _small_literal_sizes(arg):
+            return "epoch"  # StepLR(step_size=30), MultiStepLR(milestones=[30, 60]): epoch counts
         if cls == "ExponentialLR" and evidence is None:
             gamma = number_constant(arg)
             return "epoch" if gamma is not None and gamma <= 0.99 else None
@@ -303,6 +321,15 @@ def scheduler_granularity(fn: FunctionFacts, name: str) -> Optional[str]:
         total = _argument(call, 2, "num_training_steps")
         return _evidence(fn, total) if total is not None else None
     return None
+
+
+_EPOCH_SIZED = 1000  # a literal schedule length below this counts epochs, not batches
+
+
+def _small_literal_sizes(expr: ast.AST) -> bool:
+    sizes = expr.elts if isinstance(expr, (ast.List, ast.Tuple)) else [expr]
+    values = [number_constant(size) for size in sizes]
+    return bool(values) and all(v is not None and 0 < v < _EPOCH_SIZED for v in values)
 
 
 def _argument(call: ast.Call, position: int, keyword: str) -> Optional[ast.expr]:
@@ -433,6 +460,11 @@ def activation_of(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -
         leaf = last_part(callee) if callee else (expr.func.attr if isinstance(expr.func, ast.Attribute) else "")
         if leaf in _ACTIVATIONS and (callee.startswith("torch") or isinstance(expr.func, ast.Attribute)):
             return _ACTIVATIONS[leaf], expr
+        forward = _local_forward(fn, expr)
+        if forward is not None and depth < 2:  # model(x) whose class's forward ends in softmax
+            found = [activation_of(forward, ret.value, ret.lineno, depth + 1) for ret in forward.returns if ret.value]
+            if found and all(found) and len({f[0] for f in found}) == 1:
+                return found[0][0], expr
         return None
     name = dotted(expr)
     if name is not None and "." not in name and depth < 2:
@@ -440,6 +472,16 @@ def activation_of(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -
         if isinstance(value, ast.expr):
             return activation_of(fn, value, value.lineno, depth + 1)
     return None
+
+
+def _local_forward(fn: FunctionFacts, call: ast.Call) -> Optional[FunctionFacts]:
+    """The ``forward`` of a module class of this file that ``call`` runs (``model(x)`` with
+    ``model = Classifier()``)."""
+    name = dotted(call.func)
+    constructed = constructor_of(fn, name) if name else None
+    if constructed is None or constructed.element is not None:
+        return None
+    return fn.file.methods.get(f"{constructed.callee}.forward")
 
 
 def computed_without_grad(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> Optional[ast.AST]:
