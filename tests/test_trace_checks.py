@@ -1,5 +1,8 @@
 """Each runtime check of `trainlint trace` on a small CPU script that has the problem, and on a
 look-alike that must stay quiet (deliberate patterns real training code uses)."""
+import json
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -287,3 +290,75 @@ def test_layers_run_hook_free_after_the_first_step(tmp_path):
     codes, report = observed(tmp_path, body, steps=3)
     assert seen.read_text().split() == ["1", "0", "0"]
     assert report["micro_batches"] == 3 and report["steps"] == 3
+
+
+# The tracer never changes the outcome of a run: models in every floating dtype, sparse and
+# complex parameters, fused and foreach optimizers end exactly as they do untraced.
+OUTCOME_CASES = {
+    "float64 SGD": "model = nn.Linear(4, 1).double(); opt = torch.optim.SGD(model.parameters(), lr=0.1)",
+    "float64 Adam foreach": "model = nn.Linear(4, 1).double(); opt = torch.optim.Adam(model.parameters(), foreach=True)",
+    "float64 AdamW fused": "model = nn.Linear(4, 1).double(); opt = torch.optim.AdamW(model.parameters(), fused=True)",
+    "bfloat16 SGD": "model = nn.Linear(4, 1).bfloat16(); opt = torch.optim.SGD(model.parameters(), lr=0.1)",
+    "float16 SGD": "model = nn.Linear(4, 1).half(); opt = torch.optim.SGD(model.parameters(), lr=0.01)",
+    "complex parameters": "model = nn.Linear(4, 1).to(torch.complex64); opt = torch.optim.Adam(model.parameters())",
+}
+OUTCOME_SCRIPT = """\
+import json, sys
+import torch
+from torch import nn
+torch.manual_seed(0)
+{setup}
+dtype = next(model.parameters()).dtype
+for step in range(5):
+    x = torch.randn(8, 4).to(dtype)
+    opt.zero_grad()
+    loss = model(x).abs().pow(2).mean().real.float()
+    loss.backward()
+    opt.step()
+with open(sys.argv[1], "w") as handle:
+    json.dump({{"loss": loss.item(), "weights": [p.detach().abs().sum().item() for p in model.parameters()]}}, handle)
+"""
+SPARSE_SCRIPT = """\
+import json, sys
+import torch
+from torch import nn
+torch.manual_seed(0)
+bag = nn.EmbeddingBag(10, 4, mode="sum", sparse=True)
+opt = torch.optim.SparseAdam(bag.parameters())
+for step in range(5):
+    opt.zero_grad()
+    loss = bag(torch.randint(0, 10, (8, 3))).pow(2).mean()
+    loss.backward()
+    opt.step()
+with open(sys.argv[1], "w") as handle:
+    json.dump({"loss": loss.item(), "weights": bag.weight.detach().abs().sum().item()}, handle)
+"""
+
+
+def _outcome(tmp_path, source, traced):
+    """What the script wrote at its end, run under the tracer (to completion) or plainly."""
+    script = tmp_path / "train.py"
+    result = tmp_path / ("traced.json" if traced else "plain.json")
+    script.write_text(source)
+    if traced:
+        report = trace(str(script), [str(result)], steps=100)
+        assert report["error"] is None, report["error"]
+    else:
+        subprocess.run([sys.executable, str(script), str(result)], check=True)
+    return json.loads(result.read_text())
+
+
+@pytest.mark.parametrize("name", sorted(OUTCOME_CASES))
+def test_traced_run_ends_like_the_untraced_one(tmp_path, name):
+    setup = OUTCOME_CASES[name]
+    if "fused=True" in setup:
+        try:
+            torch.optim.AdamW([torch.zeros(1, dtype=torch.float64, requires_grad=True)], fused=True)
+        except RuntimeError as error:
+            pytest.skip(f"fused AdamW not available here: {error}")
+    source = OUTCOME_SCRIPT.format(setup=setup)
+    assert _outcome(tmp_path, source, traced=True) == _outcome(tmp_path, source, traced=False)
+
+
+def test_sparse_gradients_trace_like_untraced(tmp_path):
+    assert _outcome(tmp_path, SPARSE_SCRIPT, traced=True) == _outcome(tmp_path, SPARSE_SCRIPT, traced=False)

@@ -80,9 +80,21 @@ class Norms:
 
 
 def _fused_norms(tensors: List[torch.Tensor]) -> List[torch.Tensor]:
-    if _NORM_DTYPE_ARGUMENT:  # accumulate and return in float32: a float16 norm overflows long before its elements
-        return torch._foreach_norm(tensors, dtype=torch.float32)
-    return [norm.float() for norm in torch._foreach_norm(tensors)]
+    """One float32 norm per tensor, in order. The fused call covers the usual case (float32 and
+    half types, one device); float64, complex, sparse or mixed-device tensors, which it rejects,
+    get one norm each instead: the tracer must never make the user's step fail."""
+    try:
+        if _NORM_DTYPE_ARGUMENT:  # accumulate in float32: a float16 norm overflows long before its elements
+            return torch._foreach_norm(tensors, dtype=torch.float32)
+        return [norm.float() for norm in torch._foreach_norm(tensors)]
+    except (RuntimeError, TypeError, NotImplementedError):
+        return [_one_norm(tensor) for tensor in tensors]
+
+
+def _one_norm(tensor: torch.Tensor) -> torch.Tensor:
+    if tensor.is_sparse:
+        tensor = tensor.coalesce().values()
+    return torch.linalg.vector_norm(tensor).float()
 
 
 def _norm_takes_dtype() -> bool:
