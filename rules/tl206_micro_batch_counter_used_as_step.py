@@ -3,7 +3,7 @@ import ast
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind
 from trainlint.semantics.queries import (
-    accumulation_boundary, describe, functions, used_as_step_count,
+    accumulation_boundary, describe, forward_call_counters, functions, instances_of, used_as_step_count,
 )
 from trainlint.semantics.syntax import text
 
@@ -106,10 +106,31 @@ class MicroBatchCounterUsedAsStep(Rule):
                     boundary = accumulation_boundary(fn, step, loop) if step.innermost_loop is loop else []
                     if not boundary:
                         continue
-                    use = used_as_step_count(loop, counter.target)
+                    use = used_as_step_count(loop.node, counter.target)
                     if use is not None:
                         yield Report(counter.node, f"'{counter.target}' counts micro-batches, but line {use.lineno} "
                                                    f"uses it as an optimizer-step count ({text(use)}) while "
                                                    f"optimizer.step() at line {step.line} runs only when "
                                                    f"{describe(boundary[0])}: it runs k times too fast")
                         break
+        yield from self.forward_counters(facts)
+
+    @staticmethod
+    def forward_counters(facts):
+        """A module counting its forward calls as steps, trained in a loop that accumulates."""
+        counters = list(forward_call_counters(facts))
+        if not counters:
+            return
+        for fn in functions(facts):
+            for step in fn.events_of(Kind.OPT_STEP):
+                loop = step.innermost_loop
+                boundary = accumulation_boundary(fn, step, loop) if fn.owns(loop) else []
+                if not boundary:
+                    continue
+                for cls, counter, use in counters:
+                    if instances_of(fn, cls, loop):
+                        yield Report(counter.node, f"'{counter.target}' counts forward calls (one per micro-batch), "
+                                                   f"but line {use.lineno} uses it as an optimizer-step count while "
+                                                   f"optimizer.step() at line {step.line} runs only when "
+                                                   f"{describe(boundary[0])}: it runs k times too fast")
+                        counters.remove((cls, counter, use))

@@ -16,6 +16,7 @@ EXPECTED = {
     ("regression_pipeline", "train.py", "TL204", "error"),
     ("contrastive_regions", "train.py", "TL201", "error"),
     ("contrastive_regions", "train.py", "TL305", "warning"),
+    ("contrastive_regions", "train.py", "TL206", "warning"),
     ("multitask_famo", "train.py", "TL208", "error"),
     ("segmentation_fp16", "train.py", "TL503", "warning"),
     ("segmentation_fp16", "train.py", "TL305", "warning"),

@@ -546,10 +546,11 @@ def role_of_call(fn: FunctionFacts, call: ast.Call) -> Optional[str]:
 _STEP_KEYWORDS = {"step", "global_step", "num_updates", "current_step", "steps", "num_steps", "iteration"}
 
 
-def used_as_step_count(loop: Loop, name: str) -> Optional[ast.AST]:
-    """Where the loop uses ``name`` as a count of optimizer steps: against a warm-up length
-    (``if step < warmup_steps``, ``step / warmup``) or passed as ``step=`` / ``num_updates=``."""
-    for node in ast.walk(loop.node):
+def used_as_step_count(scope: ast.AST, name: str) -> Optional[ast.AST]:
+    """Where the code of ``scope`` (a loop, a function) uses ``name`` as a count of optimizer
+    steps: against a warm-up length (``if step < warmup_steps``, ``step / warmup``) or passed as
+    ``step=`` / ``num_updates=``."""
+    for node in ast.walk(scope):
         if isinstance(node, ast.Call) and not set(name_words(dotted(node.func) or "")) & LOGGING_WORDS:
             # `log(step=i)`, `writer.add_scalar(..., global_step=i)`: an x-axis, not a step count
             for keyword in node.keywords:
@@ -561,6 +562,31 @@ def used_as_step_count(loop: Loop, name: str) -> Optional[ast.AST]:
                                      for n in names if n != name):
                 return node
     return None
+
+
+def forward_call_counters(facts: FileFacts) -> Iterator[Tuple[str, Event, ast.AST]]:
+    """(module class, increment, use) for a counter a module's ``forward`` increments on every
+    call and uses as a count of optimizer steps (``self.calls += 1`` ... ``if self.calls <
+    self.warmup_steps``): it counts forward calls, one per micro-batch."""
+    for cls, methods in module_classes(facts).items():
+        for forward in (m for m in methods if m.name == "forward"):
+            for counter in forward.own_events:
+                value = counter.detail.get("value")
+                if counter.kind != Kind.ACCUMULATE or counter.guards() or not counter.target.startswith("self.") \
+                        or not (isinstance(value, ast.Constant) and value.value == 1):
+                    continue
+                use = used_as_step_count(forward.node, counter.target)
+                if use is not None:
+                    yield cls, counter, use
+
+
+def instances_of(fn: FunctionFacts, cls: str, loop: Loop) -> bool:
+    """Whether ``loop`` calls an object built from the class ``cls`` of this file."""
+    for name in loop.invoked:
+        constructed = constructor_of(fn, name)
+        if constructed is not None and constructed.element is None and constructed.callee == cls:
+            return True
+    return False
 
 
 # -- numerics (TL305) -------------------------------------------------------------------------
