@@ -117,20 +117,17 @@ class MicroBatchCounterUsedAsStep(Rule):
 
     @staticmethod
     def forward_counters(facts):
-        """A module counting its forward calls as steps, trained in a loop that accumulates."""
-        counters = list(forward_call_counters(facts))
-        if not counters:
-            return
+        """A module counting its forward calls as steps, trained in a loop that accumulates: one
+        finding per counter, at the increment."""
+        pending = list(forward_call_counters(facts))
         for fn in functions(facts):
-            for step in fn.events_of(Kind.OPT_STEP):
+            for step in fn.events_of(Kind.OPT_STEP) if pending else ():
                 loop = step.innermost_loop
                 boundary = accumulation_boundary(fn, step, loop) if fn.owns(loop) else []
-                if not boundary:
-                    continue
-                for cls, counter, use in counters:
-                    if instances_of(fn, cls, loop):
-                        yield Report(counter.node, f"'{counter.target}' counts forward calls (one per micro-batch), "
-                                                   f"but line {use.lineno} uses it as an optimizer-step count while "
-                                                   f"optimizer.step() at line {step.line} runs only when "
-                                                   f"{describe(boundary[0])}: it runs k times too fast")
-                        counters.remove((cls, counter, use))
+                trained = [c for c in pending if boundary and instances_of(fn, c[0], loop)]
+                for cls, counter, use in trained:
+                    yield Report(counter.node, f"'{counter.target}' counts forward calls (one per micro-batch), "
+                                               f"but line {use.lineno} uses it as an optimizer-step count while "
+                                               f"optimizer.step() at line {step.line} runs only when "
+                                               f"{describe(boundary[0])}: it runs k times too fast")
+                pending = [c for c in pending if c not in trained]

@@ -3,8 +3,8 @@ import ast
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, Role, role_of
 from trainlint.semantics.queries import functions
-from trainlint.semantics.syntax import dotted, last_part
-from trainlint.semantics.values import callee_of, keyword, origins
+from trainlint.semantics.syntax import argument, dotted, last_part
+from trainlint.semantics.values import callee_of, origins
 
 
 class DistributedSamplerWithoutSetEpoch(Rule):
@@ -100,7 +100,7 @@ def _samplers_trained_over_epochs(fn):
     for loop in fn.loops:
         if loop.parent is not None and isinstance(loop.node, ast.For) and any(b.in_loop(loop) for b in backwards):
             yield from _distributed_samplers(fn, _unwrapped(loop.node.iter))
-        if any(b.in_loop(loop) and b.via for b in backwards) and loop.parent is None:
+        if loop.parent is None and any(b.in_loop(loop) and b.via for b in backwards):
             for call in fn.events_of(Kind.CALL):  # train_one_epoch(model, loader, ...) per epoch
                 if call.in_loop(loop):
                     for argument in call.detail["call"].args:
@@ -119,7 +119,7 @@ def _distributed_samplers(fn, loader):
     for made in origins(fn, loader):
         if last_part(callee_of(made)) != "DataLoader":
             continue
-        sampler = keyword(made.expr, "sampler")
+        sampler = argument(made.expr, 3, "sampler")  # DataLoader(dataset, batch_size, shuffle, sampler)
         for source in origins(made.fn, sampler) if sampler is not None else ():
             if last_part(callee_of(source)) == "DistributedSampler":
                 yield source.expr

@@ -362,7 +362,8 @@ CASES = {
             def backward_step(output, grad):
                 torch.autograd.backward(output, grad_tensors=grad)
 
-            def schedule(stage, micro_batches, grads, outputs):
+            def schedule(stage, micro_batches, grads):
+                outputs = []
                 for batch, grad in zip(micro_batches, grads):
                     output = stage(batch)
                     outputs.append(output)

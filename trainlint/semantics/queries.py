@@ -10,7 +10,7 @@ from .model import Event, FileFacts, FunctionFacts, Guard, GuardKind, Kind, Loop
 from .roles import Role, constructor_of, role_of, scheduler_constructor
 from .guards import LOGGING_WORDS
 from .values import binding_before, nonzero_almost_surely, returned
-from .syntax import BUILDER_NAME, RETURNS_SELF, called_names, dotted, last_part, name_words, names_in, number_constant, text
+from .syntax import BUILDER_NAME, RETURNS_SELF, argument, called_names, dotted, last_part, name_words, names_in, number_constant, text
 
 _ACCUMULATION_WORDS = {"accum", "accumulate", "accumulation", "accumulated", "ga", "micro", "update", "freq"}
 _INFERENCE_WORDS = {"infer", "inference", "predict", "predictor", "export", "eval", "evaluate", "evaluation",
@@ -299,7 +299,7 @@ def scheduler_granularity(fn: FunctionFacts, name: str) -> Optional[str]:
         keyword, position = _EPOCH_CLASSES[cls]
         if keyword is None:
             return None
-        arg = _argument(call, position, keyword)
+        arg = argument(call, position, keyword)
         if arg is None:
             return None
         evidence = _evidence(fn, arg)
@@ -310,15 +310,15 @@ def scheduler_granularity(fn: FunctionFacts, name: str) -> Optional[str]:
             return "epoch" if gamma is not None and gamma <= 0.99 else None
         return evidence
     if cls == "OneCycleLR":
-        if _argument(call, 99, "steps_per_epoch") is not None:
+        if argument(call, 99, "steps_per_epoch") is not None:
             return "iteration"
-        total = _argument(call, 2, "total_steps")
+        total = argument(call, 2, "total_steps")
         return _evidence(fn, total) if total is not None else None
     if cls == "CyclicLR":
-        size = _argument(call, 99, "step_size_up")
+        size = argument(call, 99, "step_size_up")
         return "epoch" if size is not None and _evidence(fn, size) == "epoch" else "iteration"
     if "schedule" in cls or cls == "get_scheduler":
-        total = _argument(call, 2, "num_training_steps")
+        total = argument(call, 2, "num_training_steps")
         return _evidence(fn, total) if total is not None else None
     return None
 
@@ -330,13 +330,6 @@ def _small_literal_sizes(expr: ast.AST) -> bool:
     sizes = expr.elts if isinstance(expr, (ast.List, ast.Tuple)) else [expr]
     values = [number_constant(size) for size in sizes]
     return bool(values) and all(v is not None and 0 < v < _EPOCH_SIZED for v in values)
-
-
-def _argument(call: ast.Call, position: int, keyword: str) -> Optional[ast.expr]:
-    for kw in call.keywords:
-        if kw.arg == keyword:
-            return kw.value
-    return call.args[position] if position < len(call.args) else None
 
 
 def _evidence(fn: FunctionFacts, expr: ast.AST, depth: int = 0) -> Optional[str]:

@@ -44,7 +44,7 @@ def root_name(node: Optional[ast.AST]) -> Optional[str]:
 
 # Module methods that return the module itself: `model.to(device).train()` is `model`.
 RETURNS_SELF = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "train", "eval",
-                          "requires_grad_", "apply", "share_memory", "to_empty", "zero_grad"})
+                          "requires_grad_", "apply", "share_memory", "to_empty"})
 
 
 def held_object(node: Optional[ast.AST]) -> Optional[str]:

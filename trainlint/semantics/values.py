@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from .model import FunctionFacts, Loop, Unpacked
 from .roles import Role, role_of_constructor
-from .syntax import BUILDER_NAME, dotted, last_part, names_in
+from .syntax import BUILDER_NAME, RETURNS_SELF, dotted, last_part, names_in
 
 MAX_DEPTH = 4
 
@@ -63,10 +63,6 @@ def callee_of(origin: Origin) -> str:
     return ""
 
 
-def keyword(call: ast.Call, name: str) -> Optional[ast.expr]:
-    return next((k.value for k in call.keywords if k.arg == name), None)
-
-
 # -- loops ----------------------------------------------------------------------------------------
 
 def bound_in_loop(expr: ast.AST, loop: Loop) -> bool:
@@ -109,8 +105,8 @@ def _fresh_module(fn: FunctionFacts, value: ast.AST) -> bool:
     """A call that returns a new module object: a class, a builder, a deep copy."""
     if not isinstance(value, ast.Call):
         return False
-    while isinstance(value.func, ast.Attribute) and value.func.attr in ("to", "cuda", "train") \
-            and isinstance(value.func.value, ast.Call):
+    while isinstance(value.func, ast.Attribute) and value.func.attr in RETURNS_SELF \
+            and isinstance(value.func.value, ast.Call):  # make_net().to(device)
         value = value.func.value
     callee = fn.file.qualify(dotted(value.func) or "")
     leaf = last_part(callee)
