@@ -1,7 +1,6 @@
-import ast
-
 from trainlint.rule import Fix, Report, Rule
-from trainlint.semantics.queries import builder_uses, functions, is_builder, returned_eval_model
+from trainlint.semantics import functions
+from trainlint.semantics.modes import builder_uses, is_builder, returned_eval_model
 
 
 class BuilderReturnsEvalModel(Rule):

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind
-from trainlint.semantics.queries import functions, is_trained_module, passes
+from trainlint.semantics import Kind, functions
+from trainlint.semantics.modes import is_trained_module, passes
 
 
 class EvalModeNeverRestored(Rule):

@@ -1,8 +1,9 @@
 import ast
 
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind
-from trainlint.semantics.queries import computed_without_grad, functions, trained_modules
+from trainlint.semantics import Kind, functions
+from trainlint.semantics.dataflow import computed_without_grad
+from trainlint.semantics.modes import trained_modules
 from trainlint.semantics.syntax import calls_in, dotted
 
 

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind
-from trainlint.semantics.queries import accumulation_boundary, clears_gradients_of, describe, functions
+from trainlint.semantics import Kind, functions
+from trainlint.semantics.boundaries import accumulation_boundary, clears_gradients_of, describe
 
 
 class ZeroGradEveryMicroBatch(Rule):

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind, exclusive
-from trainlint.semantics.queries import clears_gradients_of, functions
+from trainlint.semantics import Kind, exclusive, functions
+from trainlint.semantics.boundaries import clears_gradients_of
 
 
 class ZeroGradBetweenBackwardAndStep(Rule):

@@ -1,8 +1,8 @@
 import ast
 
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind
-from trainlint.semantics.queries import functions, loop_passes_away, may_clear_gradients_of
+from trainlint.semantics import Kind, functions
+from trainlint.semantics.boundaries import loop_passes_away, may_clear_gradients_of
 
 
 class GradientsNeverCleared(Rule):

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind
-from trainlint.semantics.queries import functions, outside_graph
+from trainlint.semantics import Kind, functions
+from trainlint.semantics.dataflow import outside_graph
 from trainlint.semantics.syntax import text
 
 

@@ -1,6 +1,5 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind, exclusive
-from trainlint.semantics.queries import functions
+from trainlint.semantics import Kind, exclusive, functions
 
 
 class ClipGradMisplaced(Rule):

@@ -1,9 +1,9 @@
 import ast
 
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind
-from trainlint.semantics.queries import (
-    accumulation_boundary, describe, forward_call_counters, functions, instances_of, used_as_step_count,
+from trainlint.semantics import Kind, functions
+from trainlint.semantics.boundaries import (
+    accumulation_boundary, describe, forward_call_counters, instances_of, used_as_step_count,
 )
 from trainlint.semantics.syntax import text
 

@@ -1,8 +1,8 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import GuardKind, Kind
-from trainlint.semantics.queries import (
-    backward_events_in, boundary_guards, describe, divided_by_accumulation, functions, loop_targets,
-    may_clear_gradients_of, modulus_counter,
+from trainlint.semantics import GuardKind, Kind, functions
+from trainlint.semantics.boundaries import (
+    backward_events_in, boundary_guards, describe, divided_by_accumulation, loop_targets, may_clear_gradients_of,
+    modulus_counter,
 )
 
 

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import GuardKind, Kind
-from trainlint.semantics.queries import functions, may_clear_gradients_of
+from trainlint.semantics import GuardKind, Kind, functions
+from trainlint.semantics.boundaries import may_clear_gradients_of
 
 
 class NanSkipKeepsGradients(Rule):

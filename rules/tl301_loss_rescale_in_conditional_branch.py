@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import GuardKind, Kind
-from trainlint.semantics.queries import describe, functions, is_accumulation_count, loop_targets
+from trainlint.semantics import GuardKind, Kind, functions
+from trainlint.semantics.boundaries import describe, is_accumulation_count, loop_targets
 from trainlint.semantics.syntax import names_in
 
 

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind
-from trainlint.semantics.queries import activation_of, functions
+from trainlint.semantics import Kind, functions
+from trainlint.semantics.dataflow import activation_of
 
 
 class SoftmaxBeforeCrossEntropy(Rule):

@@ -1,8 +1,8 @@
 import ast
 
 from trainlint.rule import Fix, Report, Rule
-from trainlint.semantics import Kind
-from trainlint.semantics.queries import bound_outside, functions, reset_inside
+from trainlint.semantics import Kind, functions
+from trainlint.semantics.dataflow import bound_outside, reset_inside
 from trainlint.semantics.values import consumed_inside, is_local, returned
 from trainlint.semantics.syntax import dotted
 

@@ -1,8 +1,8 @@
 import ast
 
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind
-from trainlint.semantics.queries import describe, functions
+from trainlint.semantics import Kind, functions
+from trainlint.semantics.boundaries import describe
 from trainlint.semantics.syntax import calls_in, dotted, last_part, root_name
 
 _REDUCTIONS = {"max", "min", "amax", "amin", "any", "all", "sum", "unique", "item"}

@@ -1,5 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics.queries import functions, unguarded_normalisations
+from trainlint.semantics.dataflow import unguarded_normalisations
+from trainlint.semantics import functions
 
 
 class UnguardedNormalisation(Rule):

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import GuardKind, Kind, exclusive
-from trainlint.semantics.queries import accumulation_boundary, boundary_guards, describe, functions, is_prepared, matching_steps
+from trainlint.semantics import GuardKind, Kind, exclusive, functions
+from trainlint.semantics.boundaries import accumulation_boundary, boundary_guards, describe, is_prepared, matching_steps
 
 
 class SchedulerStepNotAligned(Rule):

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind
-from trainlint.semantics.queries import functions, scheduler_granularity
+from trainlint.semantics import Kind, functions
+from trainlint.semantics.schedules import scheduler_granularity
 
 
 class SchedulerGranularityMismatch(Rule):

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind
-from trainlint.semantics.queries import backward_events_in, functions
+from trainlint.semantics import Kind, functions
+from trainlint.semantics.boundaries import backward_events_in
 from trainlint.semantics.syntax import last_part
 from trainlint.semantics.values import bound_in_loop, starts_new_run
 

@@ -1,8 +1,8 @@
 import ast
 
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind, Role
-from trainlint.semantics.queries import functions, rebinds_to_new_module
+from trainlint.semantics import Kind, Role, functions
+from trainlint.semantics.modes import rebinds_to_new_module
 from trainlint.semantics.roles import constructor_of
 
 

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind, exclusive
-from trainlint.semantics.queries import found_in_one_helper, functions, loop_passes_away
+from trainlint.semantics import Kind, exclusive, functions
+from trainlint.semantics.boundaries import found_in_one_helper, loop_passes_away
 
 
 class ScaledBackwardUnscaledStep(Rule):

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind, exclusive
-from trainlint.semantics.queries import found_in_one_helper, functions
+from trainlint.semantics import Kind, exclusive, functions
+from trainlint.semantics.boundaries import found_in_one_helper
 
 
 class ClipWithoutUnscale(Rule):

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind, Role, role_of
-from trainlint.semantics.queries import functions, is_trained_module
+from trainlint.semantics import Kind, Role, functions, role_of
+from trainlint.semantics.modes import is_trained_module
 
 
 class Fp16WithoutGradScaler(Rule):

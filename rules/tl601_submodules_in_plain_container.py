@@ -2,7 +2,7 @@ import ast
 
 from trainlint.rule import Fix, Report, Rule
 from trainlint.semantics import Kind
-from trainlint.semantics.queries import module_classes, module_constructor, torch_nn_prefix
+from trainlint.semantics.modules import module_classes, module_constructor, torch_nn_prefix
 
 
 class SubmodulesInPlainContainer(Rule):

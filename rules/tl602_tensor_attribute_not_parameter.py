@@ -1,7 +1,7 @@
 import ast
 
 from trainlint.rule import Fix, Report, Rule
-from trainlint.semantics.queries import module_classes, torch_nn_prefix
+from trainlint.semantics.modules import module_classes, torch_nn_prefix
 from trainlint.semantics.syntax import dotted, last_part
 
 

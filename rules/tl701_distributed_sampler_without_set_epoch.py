@@ -1,8 +1,7 @@
 import ast
 
 from trainlint.rule import Report, Rule
-from trainlint.semantics import Kind, Role, role_of
-from trainlint.semantics.queries import functions
+from trainlint.semantics import Kind, Role, functions, role_of
 from trainlint.semantics.syntax import argument, dotted, last_part
 from trainlint.semantics.values import callee_of, origins
 
@@ -103,8 +102,8 @@ def _samplers_trained_over_epochs(fn):
         if loop.parent is None and any(b.in_loop(loop) and b.via for b in backwards):
             for call in fn.events_of(Kind.CALL):  # train_one_epoch(model, loader, ...) per epoch
                 if call.in_loop(loop):
-                    for argument in call.detail["call"].args:
-                        yield from _distributed_samplers(fn, argument)
+                    for passed in call.detail["call"].args:
+                        yield from _distributed_samplers(fn, passed)
 
 
 def _unwrapped(iterable):

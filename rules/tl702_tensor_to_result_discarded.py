@@ -1,6 +1,6 @@
 from trainlint.rule import Fix, Report, Rule
-from trainlint.semantics import Kind
-from trainlint.semantics.queries import functions, is_known_tensor
+from trainlint.semantics import Kind, functions
+from trainlint.semantics.dataflow import is_known_tensor
 from trainlint.semantics.syntax import text
 
 

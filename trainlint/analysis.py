@@ -101,8 +101,8 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
     if len(data) > MAX_BYTES:
         result["findings"].append(problem(path, f"file larger than {MAX_BYTES // 2**20} MiB, not linted").to_json())
         return result
-    from .semantics import analyze
-    from .semantics.queries import builder_uses, functions, returned_eval_model
+    from .semantics import analyze, functions
+    from .semantics.modes import builder_uses, returned_eval_model
     from .semantics.summaries import RecordingIndex, summarize
 
     try:

@@ -236,8 +236,7 @@ def facts(path, only):
 
     from .analysis import module_of
     from .config import Config
-    from .semantics import Guard, Loop, analyze
-    from .semantics.queries import functions
+    from .semantics import Guard, Loop, analyze, functions
     from .semantics.summaries import RecordingIndex
 
     with open(path, "rb") as handle:

@@ -304,3 +304,8 @@ class FileFacts:
             for fn in self.functions:
                 self._functions_named.setdefault(fn.name, []).append(fn)
         return self._functions_named
+
+
+def functions(facts: FileFacts) -> List[FunctionFacts]:
+    """The module body and every function of the file: the scopes rules look at."""
+    return [facts.module] + facts.functions

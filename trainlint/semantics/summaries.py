@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 from .model import Event, FunctionFacts, Guard, Kind, Loop
-from .syntax import dotted, held_object
+from .syntax import held_object
 
 MAX_DEPTH = 4
 

@@ -1,0 +1,240 @@
+"""Optimizer steps and the accumulation window: which guard is the boundary, which zero_grad
+clears which step, what counts optimizer steps."""
+from __future__ import annotations
+
+import ast
+from typing import Iterator, List, Optional, Tuple
+
+from .model import Event, FileFacts, FunctionFacts, Guard, GuardKind, Kind, Loop, Unpacked
+from .roles import Role, constructor_of, role_of, scheduler_constructor
+from .guards import LOGGING_WORDS
+from .values import binding_before
+from .modes import optimizer_modules
+from .modules import module_classes
+from .syntax import dotted, last_part, name_words, names_in, text
+
+_ACCUMULATION_WORDS = {"accum", "accumulate", "accumulation", "accumulated", "ga", "micro", "update", "freq"}
+
+
+
+def boundary_guards(event: Event, loop: Loop) -> List[Guard]:
+    """Guards inside ``loop`` that restrict ``event`` to the accumulation boundary (or the last
+    micro-batch of the loop)."""
+    return [g for g in event.guards_within(loop) if g.kind in (GuardKind.BOUNDARY, GuardKind.EPOCH_END) and g.holds]
+
+
+
+def accumulation_boundary(fn: FunctionFacts, step: Event, loop: Loop) -> List[Guard]:
+    """The boundary guards of an optimizer step that accumulates gradients over iterations of
+    ``loop``: the step runs only on the boundary while some backward() runs off it. Empty when the
+    step's own branch runs a backward() before it (a complete update every k iterations, like a
+    GAN generator trained every n_critic steps: the backward()s off the boundary feed other
+    optimizers)."""
+    boundary = boundary_guards(step, loop)
+    if not boundary:
+        return []
+    backwards = backward_events_in(fn, loop)
+    if any(b.order < step.order and all(b.has_guard(g) for g in boundary) for b in backwards):
+        return []
+    if not any(not any(b.has_guard(g) for g in boundary) for b in backwards):
+        return []
+    return boundary
+
+
+
+def found_in_one_helper(*events: Event) -> bool:
+    """Whether every event reached ``fn`` through the same call of a helper of this file: the
+    helper, analysed on its own, reports what they show (one finding per bug, at the helper's
+    line)."""
+    return all(e.via for e in events) and len({id(e.node) for e in events}) == 1
+
+
+
+def divided_by_accumulation(fn: FunctionFacts, backward: Event) -> bool:
+    """Whether the loss given to ``backward`` was divided by the accumulation count
+    (``loss = criterion(...) / accum``, ``loss /= args.gradient_accumulation_steps``)."""
+    def divides(expr):
+        return isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div) and is_accumulation_count(expr.right)
+
+    loss = backward.detail.get("loss")
+    if loss is None:
+        return False
+    if divides(loss):
+        return True
+    name = dotted(loss)
+    if name is None:
+        return False
+    value = binding_before(fn, name, backward.line)
+    if divides(value) or isinstance(value, ast.AugAssign) and isinstance(value.op, ast.Div) and \
+            is_accumulation_count(value.value):
+        return True
+    return any(e.kind == Kind.RESCALE and e.target == name and e.order < backward.order and isinstance(
+        e.node, (ast.Assign, ast.AugAssign)) and _rescale_divides(e) for e in fn.events)
+
+
+
+def _rescale_divides(event: Event) -> bool:
+    node = event.node
+    op = node.op if isinstance(node, ast.AugAssign) else getattr(node.value, "op", None)
+    return isinstance(op, ast.Div) and is_accumulation_count(event.detail["factor"])
+
+
+
+def modulus_counter(guard: Guard) -> Optional[str]:
+    """``i`` for a boundary test ``(i + 1) % k == 0``; None for other forms."""
+    test = guard.test
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test = test.operand
+    if isinstance(test, ast.Compare):
+        test = test.left
+    if isinstance(test, ast.BinOp) and isinstance(test.op, ast.Mod):
+        counter = test.left
+        while isinstance(counter, ast.BinOp) and isinstance(counter.op, (ast.Add, ast.Sub)):
+            counter = counter.left
+        return dotted(counter)
+    return None
+
+
+
+def loop_targets(loop: Loop) -> set:
+    """Names bound by the loop statement itself (``for i, batch in enumerate(loader)``)."""
+    target = getattr(loop.node, "target", None)
+    return set(names_in(target)) if target is not None else set()
+
+
+
+def describe(guard: Guard) -> str:
+    test = text(guard.test)
+    return test if guard.positive else f"not ({test})"
+
+
+
+def backward_events_in(fn: FunctionFacts, loop: Loop) -> List[Event]:
+    return [e for e in fn.events_of(Kind.BACKWARD) if e.in_loop(loop)]
+
+
+
+def is_accumulation_count(expr: ast.AST) -> bool:
+    """``accum_steps``, ``args.gradient_accumulation_steps``, ``self.update_freq``..."""
+    words = set()
+    for name in names_in(expr):
+        words.update(name_words(name))
+    return bool(words & _ACCUMULATION_WORDS)
+
+
+
+def clears_gradients_of(fn: FunctionFacts, zero: Event, step: Event) -> bool:
+    """Whether ``zero`` (a zero_grad) clears the parameters that ``step`` updates."""
+    if zero.target in (step.target, "*") or zero.target is None or step.target is None:
+        return True
+    if role_of(fn, zero.target) == Role.OPTIMIZER:
+        return False  # another optimizer (GAN generator vs discriminator)
+    constructed = constructor_of(fn, step.target)
+    if constructed is None or constructed.element is not None:
+        return True
+    updated = names_in(constructed.call)
+    return any(n == zero.target or n.startswith(zero.target + ".") for n in updated)
+
+
+
+def may_clear_gradients_of(fn: FunctionFacts, zero: Event, step: Event) -> bool:
+    """The lenient reading: only a zero_grad of another optimizer surely misses ``step``'s
+    parameters (``model.zero_grad()`` may clear them even when the optimizer was built from a
+    parameter list trainlint cannot trace)."""
+    return zero.target == step.target or role_of(fn, zero.target) != Role.OPTIMIZER
+
+
+
+def is_prepared(fn: FunctionFacts, name: str) -> bool:
+    """Bound to the result of ``accelerator.prepare(...)`` (accelerate then aligns it with
+    gradient accumulation)."""
+    for value in fn.all_bindings(name):
+        call = value.value if isinstance(value, Unpacked) else value
+        if isinstance(call, ast.Call) and last_part(dotted(call.func) or "") == "prepare":
+            return True
+    return False
+
+
+
+def matching_steps(fn: FunctionFacts, scheduler: Event, candidates: List[Event]) -> List[Event]:
+    """The optimizer steps a scheduler (or EMA) follows: those of the optimizer it was built on
+    when that is known, else all."""
+    constructed = scheduler_constructor(fn, scheduler.target) if scheduler.kind == Kind.SCHED_STEP else None
+    if constructed is not None:
+        first = constructed.call.args[0] if constructed.call.args else None
+        optimizer = dotted(first) if first is not None else None
+        own = [s for s in candidates if s.target == optimizer]
+        if own:
+            return own
+    return candidates
+
+
+
+def loop_passes_away(fn: FunctionFacts, loop: Loop, optimizer: Optional[str]) -> bool:
+    """Whether the loop hands the optimizer or a trained model to code trainlint does not see
+    (a call outside the file, an inherited method): that code may clear gradients itself."""
+    watched = {optimizer} if optimizer else set()
+    watched |= optimizer_modules(fn) or set()
+    for node in ast.walk(loop.node):
+        if not isinstance(node, ast.Call):
+            continue
+        callee = dotted(node.func) or ""
+        if isinstance(node.func, ast.Attribute) and node.func.attr in ("backward", "step", "zero_grad", "update"):
+            continue
+        if callee.startswith("self.") and fn.file.local_function(callee, fn) is None:
+            return True
+        for arg in list(node.args) + [k.value for k in node.keywords]:
+            passed = dotted(arg)
+            if passed and (passed in watched or passed == "self"):
+                return True
+    return False
+
+
+
+_STEP_KEYWORDS = {"step", "global_step", "num_updates", "current_step", "steps", "num_steps", "iteration"}
+
+
+
+def used_as_step_count(scope: ast.AST, name: str) -> Optional[ast.AST]:
+    """Where the code of ``scope`` (a loop, a function) uses ``name`` as a count of optimizer
+    steps: against a warm-up length (``if step < warmup_steps``, ``step / warmup``) or passed as
+    ``step=`` / ``num_updates=``."""
+    for node in ast.walk(scope):
+        if isinstance(node, ast.Call) and not set(name_words(dotted(node.func) or "")) & LOGGING_WORDS:
+            # `log(step=i)`, `writer.add_scalar(..., global_step=i)`: an x-axis, not a step count
+            for keyword in node.keywords:
+                if keyword.arg in _STEP_KEYWORDS and dotted(keyword.value) == name:
+                    return keyword.value
+        if isinstance(node, (ast.Compare, ast.BinOp)):
+            names = names_in(node)
+            if name in names and any({"warmup"} & set(name_words(n)) or {"warm", "up"} <= set(name_words(n))
+                                     for n in names if n != name):
+                return node
+    return None
+
+
+
+def forward_call_counters(facts: FileFacts) -> Iterator[Tuple[str, Event, ast.AST]]:
+    """(module class, increment, use) for a counter a module's ``forward`` increments on every
+    call and uses as a count of optimizer steps (``self.calls += 1`` ... ``if self.calls <
+    self.warmup_steps``): it counts forward calls, one per micro-batch."""
+    for cls, methods in module_classes(facts).items():
+        for forward in (m for m in methods if m.name == "forward"):
+            for counter in forward.own_events:
+                value = counter.detail.get("value")
+                if counter.kind != Kind.ACCUMULATE or counter.guards() or not counter.target.startswith("self.") \
+                        or not (isinstance(value, ast.Constant) and value.value == 1):
+                    continue
+                use = used_as_step_count(forward.node, counter.target)
+                if use is not None:
+                    yield cls, counter, use
+
+
+
+def instances_of(fn: FunctionFacts, cls: str, loop: Loop) -> bool:
+    """Whether ``loop`` calls an object built from the class ``cls`` of this file."""
+    for name in loop.invoked:
+        constructed = constructor_of(fn, name)
+        if constructed is not None and constructed.element is None and constructed.callee == cls:
+            return True
+    return False

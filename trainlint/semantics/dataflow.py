@@ -1,0 +1,246 @@
+"""Values and the autograd graph: what was detached or computed without gradient, which activation
+produced a tensor, what may be zero, what surely holds a tensor."""
+from __future__ import annotations
+
+import ast
+from typing import Iterator, Optional, Tuple
+
+from .model import FunctionFacts, Kind, Loop, Unpacked
+from .roles import constructor_of
+from .values import binding_before, nonzero_almost_surely
+from .syntax import called_names, dotted, last_part, name_words, names_in
+
+_DETACHING_METHODS = {"detach", "item", "numpy", "tolist"}
+
+_REBUILDERS = {"tensor", "as_tensor", "Tensor", "FloatTensor", "from_numpy", "Variable"}
+
+
+
+def outside_graph(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> Optional[ast.AST]:
+    """The node that rebuilt ``expr`` outside the autograd graph (``torch.tensor(loss.item(),
+    requires_grad=True)``, ``loss.detach()``, ``loss.data``), or None when gradient can flow."""
+    if isinstance(expr, ast.Call):
+        callee = fn.file.qualify(dotted(expr.func) or "")
+        if callee.startswith("torch") and last_part(callee) in _REBUILDERS or last_part(callee) == "Variable":
+            # from literals it is a new leaf the graph starts at (`w = torch.tensor(2.0,
+            # requires_grad=True)`), not a value rebuilt from the loss
+            return None if all(_literal(a) for a in expr.args) else expr
+        node = expr.func
+        while isinstance(node, ast.Attribute):
+            if node.attr in _DETACHING_METHODS:
+                return expr
+            node = node.value.func if isinstance(node.value, ast.Call) else node.value
+        return None
+    if isinstance(expr, ast.Attribute) and expr.attr == "data":
+        return expr
+    if isinstance(expr, ast.BinOp):  # outside the graph only if no operand carries it
+        parts = (expr.left, expr.right)
+        rebuilt = [outside_graph(fn, part, line, depth) for part in parts]
+        if all(r is not None or isinstance(p, ast.Constant) for r, p in zip(rebuilt, parts)):
+            return next((r for r in rebuilt if r is not None), None)
+        return None
+    name = dotted(expr)
+    if name is not None and "." not in name and depth < 3:
+        value = binding_before(fn, name, line)
+        if isinstance(value, ast.expr):
+            return outside_graph(fn, value, value.lineno, depth + 1)
+    return None
+
+
+
+def _literal(node: ast.AST) -> bool:
+    return all(isinstance(n, (ast.Constant, ast.Tuple, ast.List, ast.UnaryOp, ast.unaryop, ast.expr_context))
+               for n in ast.walk(node))
+
+
+
+def bound_outside(fn: FunctionFacts, name: str, loop: Loop) -> bool:
+    start, end = loop.node.lineno, getattr(loop.node, "end_lineno", loop.node.lineno)
+    return any(not start <= getattr(v, "lineno", start) <= end for v in fn.all_bindings(name))
+
+
+
+def reset_inside(fn: FunctionFacts, name: str, loop: Loop) -> bool:
+    """Whether ``name`` is re-bound (not just added to) somewhere in the body of ``loop``."""
+    start, end = loop.node.lineno, getattr(loop.node, "end_lineno", loop.node.lineno)
+    return any(start <= getattr(v, "lineno", 0) <= end and not isinstance(v, ast.AugAssign)
+               for v in fn.all_bindings(name))
+
+
+
+_ACTIVATIONS = {"softmax": "softmax", "sigmoid": "sigmoid"}
+
+
+
+def activation_of(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> Optional[Tuple[str, ast.AST]]:
+    """("softmax" | "sigmoid", node) when ``expr`` is the output of that activation:
+    ``F.softmax(x, -1)``, ``torch.sigmoid(x)``, ``x.softmax(-1)``, or a name bound to one."""
+    if isinstance(expr, ast.Call):
+        callee = fn.file.qualify(dotted(expr.func) or "")
+        leaf = last_part(callee) if callee else (expr.func.attr if isinstance(expr.func, ast.Attribute) else "")
+        if leaf in _ACTIVATIONS and (callee.startswith("torch") or isinstance(expr.func, ast.Attribute)):
+            return _ACTIVATIONS[leaf], expr
+        forward = _local_forward(fn, expr)
+        if forward is not None and depth < 2:  # model(x) whose class's forward ends in softmax
+            found = [activation_of(forward, ret.value, ret.lineno, depth + 1) for ret in forward.returns if ret.value]
+            if found and all(found) and len({f[0] for f in found}) == 1:
+                return found[0][0], expr
+        return None
+    name = dotted(expr)
+    if name is not None and "." not in name and depth < 2:
+        value = binding_before(fn, name, line)
+        if isinstance(value, ast.expr):
+            return activation_of(fn, value, value.lineno, depth + 1)
+    return None
+
+
+
+def _local_forward(fn: FunctionFacts, call: ast.Call) -> Optional[FunctionFacts]:
+    """The ``forward`` of a module class of this file that ``call`` runs (``model(x)`` with
+    ``model = Classifier()``)."""
+    name = dotted(call.func)
+    constructed = constructor_of(fn, name) if name else None
+    if constructed is None or constructed.element is not None:
+        return None
+    return fn.file.methods.get(f"{constructed.callee}.forward")
+
+
+
+def computed_without_grad(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> Optional[ast.AST]:
+    """The value, bound inside a ``torch.no_grad()`` block, that flows into ``expr``."""
+    for name in names_in(expr):
+        if "." in name or depth > 3:
+            continue
+        value = binding_before(fn, name, line)
+        if value is None or not isinstance(value, ast.AST):
+            continue
+        if id(value) in fn.no_grad_values:
+            return value
+        if isinstance(value, ast.expr):
+            found = computed_without_grad(fn, value, value.lineno, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+
+_EPS_WORDS = {"eps", "epsilon", "smooth", "tiny", "delta"}
+
+
+
+
+def own_nodes(fn: FunctionFacts) -> Iterator[ast.AST]:
+    """Every node of ``fn``'s own body (nested functions and classes excluded)."""
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+    stack = [node for node in getattr(fn.node, "body", []) if not isinstance(node, scopes)]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(child for child in ast.iter_child_nodes(node) if not isinstance(child, scopes))
+
+
+
+def guarded_against_zero(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> bool:
+    """Whether an expression (or what its name is bound to) adds an epsilon or clamps:
+    ``union + eps``, ``x.clamp(min=1e-6)``, ``torch.clamp_min(d, eps)``, ``max(n, 1)``."""
+    for node in ast.walk(expr):
+        if isinstance(node, ast.Call):
+            leaf = last_part(dotted(node.func) or "") or (node.func.attr if isinstance(node.func, ast.Attribute) else "")
+            if leaf in ("clamp", "clamp_min", "clamp_", "clip", "max", "maximum", "fmax", "where", "nan_to_num"):
+                return True
+        name = dotted(node)
+        if name is not None:
+            if set(name_words(name)) & _EPS_WORDS:
+                return True
+            if depth < 2 and "." not in name:
+                value = binding_before(fn, name, line)
+                if isinstance(value, ast.expr) and guarded_against_zero(fn, value, value.lineno, depth + 1):
+                    return True
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and any(
+                isinstance(side, ast.Constant) and isinstance(side.value, float) and 0 < side.value < 1e-2
+                for side in (node.left, node.right)):
+            return True
+    return False
+
+
+
+def unguarded_normalisations(fn: FunctionFacts) -> Iterator[Tuple[ast.AST, str]]:
+    """(node, suggestion) for divisions and logs of tensors that can be 0 with no epsilon, in code
+    that computes a loss (a function named for one, or one that calls backward() or a criterion):
+    ``inter / union``, ``torch.log(probs)`` of a softmax, ``(losses - min_losses).log()``,
+    ``x / x.norm(...)``. Metrics and post-processing produce no gradient and are left alone."""
+    if "loss" not in name_words(fn.name) and not any(
+            e.kind in (Kind.BACKWARD, Kind.CRITERION) for e in fn.own_events):
+        return
+    for node in own_nodes(fn):
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            divisor = node.right
+            divisor_name = dotted(divisor)
+            if divisor_name and "union" in name_words(divisor_name) and not guarded_against_zero(fn, divisor, line):
+                yield node, f"add an epsilon: ({ast.unparse(node.left)} + eps) / ({divisor_name} + eps)"
+            elif isinstance(divisor, ast.Call) and isinstance(divisor.func, ast.Attribute) \
+                    and divisor.func.attr == "norm" and ast.dump(divisor.func.value) == ast.dump(node.left) \
+                    and not guarded_against_zero(fn, divisor, line) and not nonzero_almost_surely(fn, node.left, line):
+                yield node, "use F.normalize(x, dim=..., eps=...), which never divides by 0"
+        elif isinstance(node, ast.Call):
+            callee = fn.file.qualify(dotted(node.func) or "")
+            leaf = last_part(callee) or (node.func.attr if isinstance(node.func, ast.Attribute) else "")
+            if leaf != "log" or callee.startswith(("math.", "numpy.", "np.")):
+                continue  # scalar and NumPy logs are not in the autograd graph
+            argument = node.args[0] if node.args and dotted(node.func) else (
+                node.func.value if isinstance(node.func, ast.Attribute) and not node.args else None)
+            if argument is None or guarded_against_zero(fn, argument, line):
+                continue
+            if isinstance(argument, ast.BinOp) and isinstance(argument.op, ast.Sub):
+                yield node, "add an epsilon: the difference is 0 at its minimum, and log(0) = -inf"
+            elif activation_of(fn, argument, line) is not None and activation_of(fn, argument, line)[0] == "softmax":
+                yield node, "use log_softmax: softmax probabilities underflow to 0, and log(0) = -inf"
+
+
+
+_TENSOR_FACTORIES = {
+    "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "rand", "randn", "randint", "arange",
+    "linspace", "logspace", "eye", "stack", "cat", "zeros_like", "ones_like", "empty_like", "full_like",
+    "rand_like", "randn_like", "randint_like", "randperm", "where", "Tensor", "FloatTensor", "LongTensor",
+}
+
+_DATA_WORDS = {"loader", "dataloader", "dl", "batches", "data", "dataset", "iterator"}
+
+
+
+def is_known_tensor(fn: FunctionFacts, name: Optional[str]) -> bool:
+    """Whether ``name`` surely holds a tensor: built by a torch factory, or unpacked from the
+    batches of a data loader (``for x, y in loader``). Modules never qualify."""
+    if not name or "." in name:
+        return False
+    values = fn.all_bindings(name)
+    return bool(values) and all(_tensor_value(fn, v) for v in values)
+
+
+
+def _tensor_value(fn: FunctionFacts, value: ast.AST) -> bool:
+    if isinstance(value, ast.Call):
+        callee = fn.file.qualify(dotted(value.func) or "")
+        if callee.startswith("torch.") and callee.count(".") == 1 and last_part(callee) in _TENSOR_FACTORIES:
+            return True
+        if isinstance(value.func, ast.Attribute) and value.func.attr in ("to", "cuda", "float", "half", "long"):
+            return _tensor_value(fn, value.func.value) or is_known_tensor(fn, dotted(value.func.value))
+        return False
+    path = []
+    while isinstance(value, Unpacked):  # for i, (x, y) in enumerate(loader): x is [-1, 1, 0]
+        path.insert(0, value.index)
+        value = value.value
+    if len(path) < 2 or not isinstance(value, ast.expr):
+        return False
+    iterable = value
+    if isinstance(iterable, ast.Call) and dotted(iterable.func) == "enumerate" and iterable.args:
+        if path[1] != 1:
+            return False  # the counter
+        iterable, path = iterable.args[0], path[1:]
+        if len(path) < 2:
+            return False  # `for i, batch in enumerate(loader)`: batch may be a dict or an object
+    words = set()
+    for name in names_in(iterable):
+        words.update(name_words(name))
+    return bool(words & _DATA_WORDS) and not called_names(iterable) - {"iter", "tqdm", "enumerate"} - {""}

@@ -1,0 +1,200 @@
+"""Which module is trained and in which mode: optimizers' modules, train/eval switches, model
+builders, rebinding a model to a new object."""
+from __future__ import annotations
+
+import ast
+import re
+from typing import Iterator, Optional
+
+from .model import Event, FunctionFacts, Kind, Loop
+from .roles import Role, constructor_of, role_of_constructor
+from .values import returned
+from .syntax import BUILDER_NAME, RETURNS_SELF, dotted, last_part, name_words, names_in
+
+_INFERENCE_WORDS = {"infer", "inference", "predict", "predictor", "export", "eval", "evaluate", "evaluation",
+                    "test", "deploy", "serve", "demo", "onnx", "trace", "jit", "script", "inference"}
+
+_FROZEN_WORDS = {"teacher", "ema", "ref", "reference", "frozen", "target", "old", "momentum", "clip", "vae", "lpips"}
+
+
+
+def optimizer_modules(fn: FunctionFacts) -> Optional[set]:
+    """Names of modules whose parameters an optimizer built in sight updates; None if unknown."""
+    modules = set()
+    for step in fn.events_of(Kind.OPT_STEP):
+        constructed = constructor_of(fn, step.target) if step.target else None
+        if constructed is None or constructed.element is not None:
+            return None
+        for name in names_in(constructed.call):
+            for suffix in (".parameters", ".named_parameters"):
+                if name.endswith(suffix):
+                    modules.add(name[: -len(suffix)])
+    return modules or None
+
+
+
+def trained_modules(fn: FunctionFacts) -> Optional[set]:
+    """Modules trained in ``fn``: those an optimizer in sight updates, else those known from use
+    (a module passed in as a parameter and put in train mode here: ``def train_epoch(model, ...):
+    model.train()``); None if neither is known."""
+    known = optimizer_modules(fn)
+    if known:
+        return known
+    from_use = {e.target for e in fn.own_events if e.kind == Kind.MODE and e.detail["mode"] == "train"
+                and e.target and e.target.split(".")[0] in fn.params}
+    return from_use or None
+
+
+
+def is_trained_module(fn: FunctionFacts, name: str, loop: Loop) -> bool:
+    """Whether the module ``name`` is the one being trained in ``loop`` (not a teacher/EMA copy)."""
+    modules = optimizer_modules(fn)
+    if modules is not None:
+        return any(name == m or m.startswith(name + ".") or name.startswith(m + ".") for m in modules)
+    if set(name_words(name)) & _FROZEN_WORDS:
+        return False
+    return name in loop.invoked or any(i.startswith(name + ".") for i in loop.invoked)
+
+
+
+def is_builder(fn: FunctionFacts) -> bool:
+    """A function that builds/creates/loads a model for training: not one named (or in a class or
+    module named) for inference, not a teacher/EMA/reference copy."""
+    if fn.name in ("eval", "train"):
+        return False
+    context = set(name_words(fn.name))
+    for name in (fn.class_name or "", last_part(fn.file.module_name or "")):
+        context |= set(name_words(name))
+    if context & (_INFERENCE_WORDS | _FROZEN_WORDS | {"inferencer"}):
+        return False
+    if any(last_part(d) in ("no_grad", "inference_mode") for d in fn.decorators):
+        return False
+    patterns = getattr(fn.file.hints, "builder_patterns", ())
+    if any(re.search(p, fn.name) for p in patterns):
+        return True
+    return bool(BUILDER_NAME.match(fn.name))
+
+
+
+def returned_eval_model(fn: FunctionFacts) -> Optional[ast.AST]:
+    """The node that leaves the returned model in eval mode: ``return model.eval()``, or the last
+    ``model.eval()`` before ``return model``. None when the model is also frozen (a teacher/EMA
+    copy is meant for inference) or returned in train mode."""
+    own = fn.own_events
+    for ret in fn.returns:
+        value = ret.value
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
+            method = value.func.attr
+            switched = (method == "eval" and not value.args) or (
+                method == "train" and value.args and isinstance(value.args[0], ast.Constant) and value.args[0].value is False)
+            if switched:
+                model = dotted(value.func.value)
+                if model is None or not _frozen(fn, model):
+                    return value
+            continue
+        model = dotted(value) if value is not None else None
+        if model is None or _frozen(fn, model):
+            continue
+        modes = [e for e in own if e.kind == Kind.MODE and e.target == model and e.order < fn.return_orders[id(ret)]]
+        if modes and modes[-1].detail["mode"] == "eval" and not modes[-1].guards():
+            return modes[-1].node
+    return None
+
+
+
+def _frozen(fn: FunctionFacts, model: str) -> bool:
+    if any(e.kind == Kind.FREEZE and e.target == model for e in fn.own_events):
+        return True
+    for loop in fn.loops:  # for p in model.parameters(): p.requires_grad = False
+        node = loop.node
+        if isinstance(node, ast.For) and dotted(getattr(node.iter, "func", None) or node.iter) in (
+                f"{model}.parameters", f"{model}.named_parameters"):
+            for stmt in node.body:
+                if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) and stmt.value.value is False:
+                    if any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in stmt.targets):
+                        return True
+    return False
+
+
+
+def builder_uses(fn: FunctionFacts) -> Iterator[tuple]:
+    """(callee name, use) for each call of a builder-named function in ``fn``: use is "untrained"
+    when ``fn`` trains the result without calling ``.train()`` on it, "passed" when ``fn`` returns
+    it (a loader that hands the model on), else "other"."""
+    trains = bool(fn.events_of(Kind.BACKWARD))
+    trained = {e.target for e in fn.events if e.kind == Kind.MODE and e.detail["mode"] != "eval"}
+    bound = {}
+    for name, values in fn.assignments.items():
+        for value in values:
+            while isinstance(value, ast.Call):  # build_model(...).to(device).cuda()
+                bound[id(value)] = name
+                value = value.func.value if isinstance(value.func, ast.Attribute) else None
+    for event in fn.own_events:
+        if event.kind != Kind.CALL or not BUILDER_NAME.match(last_part(event.target)):
+            continue
+        name = bound.get(id(event.detail["call"]))
+        restored = name is not None and any(
+            t and (t == name or t.startswith(name + ".") or name.startswith(t + ".")) for t in trained)
+        if name is not None and not trains and not restored and returned(fn, name):
+            yield event.target, "passed"  # `load()` returns what the builder made: its callers decide
+            continue
+        yield event.target, "untrained" if trains and name is not None and not restored else "other"
+
+
+
+def passes(call_event: Event, name: str) -> bool:
+    """Whether an (unresolved) call gets ``name``, or the object it belongs to, as an argument or
+    receiver: ``train(model, ...)``, ``self.run_epoch()`` for ``self.model``."""
+    call = call_event.detail["call"]
+    head = name.split(".")[0]
+    if call_event.target.split(".")[0] == head:
+        return True
+    for arg in list(call.args) + [k.value for k in call.keywords]:
+        passed = dotted(arg)
+        if passed and (passed == name or name.startswith(passed + ".") or passed.startswith(name + ".")):
+            return True
+    return False
+
+
+
+_SHARING_WRAPPERS = {"DistributedDataParallel", "DataParallel", "FullyShardedDataParallel", "FSDP", "DDP",
+                     "compile", "prepare", "prepare_model", "setup", "setup_module", "wrap", "convert_sync_batchnorm",
+                     "channels_last"}
+
+
+
+def rebinds_to_new_module(fn: FunctionFacts, name: str, after: int, before: int) -> Optional[ast.AST]:
+    """A value bound to ``name`` between two lines that is a different module object (a new
+    instance, a deep copy, a checkpoint loaded into a new object), when the optimizer is not
+    rebuilt after it. None for wrappers that share parameters and in-place module methods."""
+    rebinding = None
+    for value in fn.assignments.get(name, ()):
+        line = getattr(value, "lineno", 0)
+        if not after < line < before or not isinstance(value, ast.Call):
+            continue
+        call = value
+        while isinstance(call.func, ast.Attribute) and call.func.attr in RETURNS_SELF \
+                and isinstance(call.func.value, ast.Call):
+            call = call.func.value  # copy.deepcopy(model).cuda(): look at the inner call
+        if isinstance(call.func, ast.Attribute) and call.func.attr in RETURNS_SELF:
+            continue  # model = model.cuda(): the same object
+        callee = fn.file.qualify(dotted(call.func) or "")
+        leaf = last_part(callee)
+        if leaf in _SHARING_WRAPPERS or not callee:
+            continue
+        if leaf != "deepcopy" and any(dotted(arg) == name for arg in list(call.args) + [k.value for k in call.keywords]):
+            continue  # load_checkpoint(model, path), apply_lora(model): usually the same object, returned
+        if leaf == "deepcopy" or leaf == "load" or leaf[:1].isupper() or leaf.startswith("from_") or \
+                BUILDER_NAME.match(leaf):
+            rebinding = value
+    if rebinding is None:
+        return None
+    rebuilt = [v for values in fn.assignments.values() for v in values
+               if isinstance(v, ast.Call) and rebinding.lineno < v.lineno < before
+               and role_of_call(fn, v) == Role.OPTIMIZER]
+    return None if rebuilt else rebinding
+
+
+
+def role_of_call(fn: FunctionFacts, call: ast.Call) -> Optional[str]:
+    return role_of_constructor(fn.file.qualify(dotted(call.func) or ""))

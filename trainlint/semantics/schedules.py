@@ -1,0 +1,85 @@
+"""Which way a learning-rate scheduler is meant to be stepped: per epoch or per iteration."""
+from __future__ import annotations
+
+import ast
+from typing import Optional
+
+from .model import FunctionFacts
+from .roles import scheduler_constructor
+from .syntax import argument, called_names, last_part, name_words, names_in, number_constant
+
+_EPOCH_CLASSES = {"StepLR": ("step_size", 1), "MultiStepLR": ("milestones", 1), "ExponentialLR": ("gamma", 1),
+                  "CosineAnnealingLR": ("T_max", 1), "ReduceLROnPlateau": (None, None)}
+
+_ITERATION_WORDS = {"step", "steps", "iter", "iters", "iteration", "iterations", "batch", "batches", "updates",
+                    "loader", "dataloader"}
+
+
+
+def scheduler_granularity(fn: FunctionFacts, name: str) -> Optional[str]:
+    """"epoch" or "iteration" when the scheduler's constructor makes its intended stepping clear."""
+    constructed = scheduler_constructor(fn, name)
+    if constructed is None:
+        return None
+    cls = last_part(constructed.callee)
+    call = constructed.call
+    if cls in _EPOCH_CLASSES:
+        keyword, position = _EPOCH_CLASSES[cls]
+        if keyword is None:
+            return None
+        arg = argument(call, position, keyword)
+        if arg is None:
+            return None
+        evidence = _evidence(fn, arg)
+        if evidence is None and cls != "ExponentialLR" and _small_literal_sizes(arg):
+            return "epoch"  # StepLR(step_size=30), MultiStepLR(milestones=[30, 60]): epoch counts
+        if cls == "ExponentialLR" and evidence is None:
+            gamma = number_constant(arg)
+            return "epoch" if gamma is not None and gamma <= 0.99 else None
+        return evidence
+    if cls == "OneCycleLR":
+        if argument(call, 99, "steps_per_epoch") is not None:
+            return "iteration"
+        total = argument(call, 2, "total_steps")
+        return _evidence(fn, total) if total is not None else None
+    if cls == "CyclicLR":
+        size = argument(call, 99, "step_size_up")
+        return "epoch" if size is not None and _evidence(fn, size) == "epoch" else "iteration"
+    if "schedule" in cls or cls == "get_scheduler":
+        total = argument(call, 2, "num_training_steps")
+        return _evidence(fn, total) if total is not None else None
+    return None
+
+
+
+_EPOCH_SIZED = 1000  # a literal schedule length below this counts epochs, not batches
+
+
+
+def _small_literal_sizes(expr: ast.AST) -> bool:
+    sizes = expr.elts if isinstance(expr, (ast.List, ast.Tuple)) else [expr]
+    values = [number_constant(size) for size in sizes]
+    return bool(values) and all(v is not None and 0 < v < _EPOCH_SIZED for v in values)
+
+
+
+def _evidence(fn: FunctionFacts, expr: ast.AST, depth: int = 0) -> Optional[str]:
+    """Whether an expression counts iterations (len(loader), total_steps) or epochs."""
+    if "len" in called_names(expr):
+        return "iteration"
+    words = set()
+    for name in names_in(expr):
+        words.update(name_words(name))
+        if depth < 2 and "." not in name:
+            value = fn.binding(name)
+            if isinstance(value, ast.expr):
+                found = _evidence(fn, value, depth + 1)
+                if found == "iteration":
+                    return found
+                if found == "epoch":
+                    words.add("epochs")
+    if words & _ITERATION_WORDS:
+        return "iteration"
+    if words & {"epoch", "epochs"}:
+        return "epoch"
+    return None
