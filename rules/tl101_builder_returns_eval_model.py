@@ -1,6 +1,5 @@
 from trainlint.rule import Fix, Report, Rule
-from trainlint.semantics import functions
-from trainlint.semantics.modes import builder_uses, is_builder, returned_eval_model
+from trainlint.semantics.modes import is_builder, returned_eval_model, uses_of_built_model
 
 
 class BuilderReturnsEvalModel(Rule):
@@ -95,17 +94,13 @@ class BuilderReturnsEvalModel(Rule):
     ]
 
     def check(self, facts):
-        local_uses = [(facts.local_function(callee, caller), use) for caller in functions(facts)
-                      for callee, use in builder_uses(caller)]
         for fn in facts.functions:
             if fn.parent is not None or not is_builder(fn):
                 continue
             node = returned_eval_model(fn)
             if node is None:
                 continue
-            uses = [use for callee, use in local_uses if callee is fn]
-            uses += facts.index.builder_uses(f"{facts.module_name}.{fn.qualname}")
-            uses = [use for use in uses if use != "passed"]  # a caller that hands the model on decides nothing
+            uses = [use for use in uses_of_built_model(facts, fn) if use != "passed"]
             if uses and "untrained" not in uses:
                 continue  # every caller in the linted tree uses it for inference or calls .train()
             if uses:

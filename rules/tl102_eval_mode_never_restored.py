@@ -118,7 +118,7 @@ class EvalModeNeverRestored(Rule):
                     continue
                 if not self.restored_before_backward(switch, [e for e in events if e.in_loop(loop)]):
                     via = f" (in {switch.via[0]}())" if switch.via else ""
-                    yield Report(switch.node, f"'{switch.target}' is switched to eval mode here{via} and no .train() "
+                    yield Report(switch.node, f"'{switch.written}' is switched to eval mode here{via} and no .train() "
                                               f"runs before the next backward() in this loop: later epochs train in "
                                               f"eval mode")
 

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, exclusive, functions
-from trainlint.semantics.boundaries import clears_gradients_of
+from trainlint.semantics.boundaries import clears_gradients_of, found_in_one_helper
 
 
 class ZeroGradBetweenBackwardAndStep(Rule):
@@ -110,7 +110,9 @@ class ZeroGradBetweenBackwardAndStep(Rule):
                         continue
                     before = [b for b in same_iteration if b.order < zero.order and not exclusive(b, zero)]
                     between = [b for b in same_iteration if zero.order < b.order < step.order]
-                    if before and not between and (loop is not None or not (zero.via and step.via)):
+                    if not before or between or found_in_one_helper(zero, step, before[-1]):
+                        continue  # the helper, analysed on its own, reports it at its own line
+                    if loop is not None or not (zero.via and step.via):
                         yield Report(
                             zero.node,
                             f"zero_grad() here clears the gradients of backward() at line {before[-1].line} "

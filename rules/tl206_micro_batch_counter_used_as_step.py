@@ -108,7 +108,7 @@ class MicroBatchCounterUsedAsStep(Rule):
                         continue
                     use = used_as_step_count(loop.node, counter.target)
                     if use is not None:
-                        yield Report(counter.node, f"'{counter.target}' counts micro-batches, but line {use.lineno} "
+                        yield Report(counter.node, f"'{counter.written}' counts micro-batches, but line {use.lineno} "
                                                    f"uses it as an optimizer-step count ({text(use)}) while "
                                                    f"optimizer.step() at line {step.line} runs only when "
                                                    f"{describe(boundary[0])}: it runs k times too fast")
@@ -126,7 +126,7 @@ class MicroBatchCounterUsedAsStep(Rule):
                 boundary = accumulation_boundary(fn, step, loop) if fn.owns(loop) else []
                 trained = [c for c in pending if boundary and instances_of(fn, c[0], loop)]
                 for cls, counter, use in trained:
-                    yield Report(counter.node, f"'{counter.target}' counts forward calls (one per micro-batch), "
+                    yield Report(counter.node, f"'{counter.written}' counts forward calls (one per micro-batch), "
                                                f"but line {use.lineno} uses it as an optimizer-step count while "
                                                f"optimizer.step() at line {step.line} runs only when "
                                                f"{describe(boundary[0])}: it runs k times too fast")

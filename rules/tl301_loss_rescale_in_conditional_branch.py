@@ -118,7 +118,7 @@ class LossRescaleInConditionalBranch(Rule):
                             and backward.in_loop(loop) and not backward.has_guard(guard):
                         yield Report(
                             rescale.node,
-                            f"'{rescale.target}' is rescaled only when {describe(guard)} (line {guard.line}), "
+                            f"'{rescale.written}' is rescaled only when {describe(guard)} (line {guard.line}), "
                             f"but backward() at line {backward.line} runs on every iteration",
                         )
                         break

@@ -109,7 +109,7 @@ class LossTensorAccumulated(Rule):
                 what = "appended to" if isinstance(added.node, ast.Call) else "added into"
                 kept = ("its graph nodes (backward() already freed the activations)" if after_backward
                         else "every step's autograd graph, activations included,")
-                yield Report(added.node, f"the loss tensor '{value}' is {what} '{added.target}', which outlives the "
+                yield Report(added.node, f"the loss tensor '{value}' is {what} '{added.written}', which outlives the "
                                          f"iteration: {kept} stay in memory; use {value}.detach() (or .item())",
                              severity="warning" if after_backward else "error",
                              fix=Fix(f"detach '{value}'", added.detail["value"], f"{value}.detach()"))

@@ -73,7 +73,7 @@ class BatchDependentLabelRemap(Rule):
                     continue
                 for guard in shift.guards_within(loop):
                     if _reduces(guard.test, shift.target):
-                        yield Report(shift.node, f"'{shift.target}' is remapped only when {describe(guard)}, which "
+                        yield Report(shift.node, f"'{shift.written}' is remapped only when {describe(guard)}, which "
                                                  f"depends on the current batch: batches disagree on the mapping")
                         break
 

@@ -97,7 +97,7 @@ class Fp16WithoutGradScaler(Rule):
                 continue
             for event in fn.own_events:
                 if event.kind == Kind.HALF and event.target and is_trained_module(fn, event.target, training_loops[-1]):
-                    yield Report(event.node, f"'{event.target}' is trained in float16 with no GradScaler: small "
+                    yield Report(event.node, f"'{event.written}' is trained in float16 with no GradScaler: small "
                                              f"gradients underflow to zero and overflows turn into NaN")
             for block, frames in fn.with_blocks:
                 if block.kind == "autocast-fp16" and any(f is loop for f in frames for loop in training_loops):

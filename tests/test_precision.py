@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from trainlint.cli import cli
 
-EXPECTED = re.compile(r"#\s*<-\s*(TL\d{3})")
+EXPECTED = re.compile(r"#\s*<-\s*(TL\d{3})(?: (error|warning|info))?")  # `# <- TL101 error`: severity checked too
 
 CASES = {
     # -- false positives ------------------------------------------------------------------------
@@ -443,7 +443,7 @@ CASES = {
 
             def build_classifier(num_classes):
                 net = nn.Sequential(nn.Linear(512, 256), nn.Dropout(0.5), nn.Linear(256, num_classes))
-                return net.eval()  # <- TL101
+                return net.eval()  # <- TL101 error
 
             def load(num_classes, checkpoint=None):
                 net = build_classifier(num_classes)
@@ -464,6 +464,122 @@ CASES = {
                         optimizer.zero_grad()
                         F.cross_entropy(net(x), y).backward()
                         optimizer.step()
+        """,
+    },
+    # the same chain over three files: the loader is in a file of its own
+    "eval-model-passed-through-a-loader-in-another-file": {
+        "models.py": """
+            from torch import nn
+
+            def build_classifier(num_classes):
+                net = nn.Sequential(nn.Linear(512, 256), nn.Dropout(0.5), nn.Linear(256, num_classes))
+                net.eval()  # <- TL101 error
+                return net
+        """,
+        "loading.py": """
+            import torch
+            from models import build_classifier
+
+            def load_pretrained(num_classes, checkpoint):
+                net = build_classifier(num_classes)
+                net.load_state_dict(torch.load(checkpoint))
+                return net
+        """,
+        "train.py": """
+            import torch
+            import torch.nn.functional as F
+            from loading import load_pretrained
+
+            def main(loader, epochs):
+                net = load_pretrained(12, "init.pt")
+                optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+                for epoch in range(epochs):
+                    for x, y in loader:
+                        optimizer.zero_grad()
+                        F.cross_entropy(net(x), y).backward()
+                        optimizer.step()
+        """,
+    },
+    # the loader's only caller evaluates: a warning at most, never an error
+    "eval-model-passed-through-a-loader-to-evaluation": {
+        "models.py": """
+            from torch import nn
+
+            def build_classifier(num_classes):
+                net = nn.Sequential(nn.Linear(512, 256), nn.Dropout(0.5), nn.Linear(256, num_classes))
+                return net.eval()
+        """,
+        "loading.py": """
+            import torch
+            from models import build_classifier
+
+            def load_pretrained(num_classes, checkpoint):
+                net = build_classifier(num_classes)
+                net.load_state_dict(torch.load(checkpoint))
+                return net
+        """,
+        "score.py": """
+            import torch
+            from loading import load_pretrained
+
+            def accuracy(loader):
+                net = load_pretrained(12, "best.pt")
+                hits = 0
+                with torch.no_grad():
+                    for x, y in loader:
+                        hits += (net(x).argmax(-1) == y).sum().item()
+                return hits
+        """,
+    },
+    # one bug, one finding: the helper reports it at its own line, not again where it is called
+    "zero-grad-misplaced-inside-a-step-helper": {
+        "train.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def train_step(model, optimizer, x, y):
+                F.mse_loss(model(x), y).backward()
+                optimizer.zero_grad()  # <- TL202
+                optimizer.step()
+
+            def train(model, loader):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for x, y in loader:
+                    train_step(model, optimizer, x, y)
+        """,
+    },
+    # a helper of the same file is code trainlint sees: passing it the optimizer hides nothing
+    "step-helper-never-clears-gradients": {
+        "train.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def train_step(model, optimizer, x, y):
+                F.mse_loss(model(x), y).backward()
+                optimizer.step()
+
+            def train(model, loader):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for x, y in loader:
+                    train_step(model, optimizer, x, y)  # <- TL203
+        """,
+    },
+    # ... unless the helper hands the optimizer on to code trainlint does not see
+    "step-helper-hands-the-optimizer-on": {
+        "train.py": """
+            import torch
+            import torch.nn.functional as F
+            from trainer_utils import finish_update
+
+            def train_step(model, optimizer, x, y):
+                F.mse_loss(model(x), y).backward()
+                optimizer.step()
+                finish_update(optimizer)
+
+            def train(model, loader):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for x, y in loader:
+                    train_step(model, optimizer, x, y)
         """,
     },
     "layers-in-a-list-comprehension": {
@@ -560,7 +676,7 @@ def _expected(files):
         for number, line in enumerate(textwrap.dedent(source).strip("\n").splitlines(), 1):
             match = EXPECTED.search(line)
             if match:
-                found.add((name, number, match.group(1)))
+                found.add((name, number, match.group(1), match.group(2)))
     return found
 
 
@@ -571,5 +687,10 @@ def test_case(case, tmp_path):
         (tmp_path / name).write_text(textwrap.dedent(source).strip("\n") + "\n")
     result = CliRunner().invoke(cli, ["check", str(tmp_path), "--format", "json", "--no-cache", "--isolated"])
     findings = json.loads(result.output)
-    got = {(os.path.relpath(f["path"], tmp_path), f["line"], f["code"]) for f in findings}
-    assert got == _expected(files), "\n".join(f"{f['path']}:{f['line']} {f['code']} {f['message']}" for f in findings)
+    expected = _expected(files)
+    severity_checked = {(name, line, code) for name, line, code, severity in expected if severity}
+    got = set()
+    for f in findings:
+        key = (os.path.relpath(f["path"], tmp_path), f["line"], f["code"])
+        got.add(key + (f["severity"] if key in severity_checked else None,))
+    assert got == expected, "\n".join(f"{f['path']}:{f['line']} {f['code']} {f['message']}" for f in findings)

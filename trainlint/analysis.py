@@ -70,7 +70,7 @@ def decode(data: bytes) -> str:
 
 def empty_result(module_name: str, findings=()) -> dict:
     """What a file contributes when it is not analysed (nothing to match) or cannot be."""
-    return {"module": module_name, "findings": list(findings), "exports": {}, "asked": [], "uses": [], "unused": []}
+    return {"module": module_name, "findings": list(findings), "exports": {}, "asked": [], "uses": [], "passers": [], "unused": []}
 
 
 def lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index) -> dict:
@@ -144,8 +144,11 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         if not summary.empty:
             result["exports"][fn.qualname] = summary.to_json()
     for fn in functions(facts):
-        result["uses"].extend([facts.qualify(callee), use] for callee, use in builder_uses(fn)
+        uses = list(builder_uses(fn))
+        result["uses"].extend([facts.qualify(callee), use, fn.qualname] for callee, use in uses
                               if facts.local_function(callee, fn) is None)
+        if any(use == "passed" for _, use in uses):
+            result["passers"].append(fn.qualname)  # other files' calls of it are uses of the builder
     if isinstance(index, RecordingIndex):
         result["asked"] = sorted(index.asked)
     return result

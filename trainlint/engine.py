@@ -151,7 +151,7 @@ class Engine:
         results: Dict[str, dict] = {}
         modules: Dict[str, Tuple[str, str]] = {}
         keys: Dict[str, str] = {}
-        todo = []
+        todo, skipped = [], []
         for source in sources:
             if source.data is None:
                 try:
@@ -168,11 +168,13 @@ class Engine:
             elif not may_match(source.data, self.triggers()) and b"\0" not in source.data \
                     and not source.path.endswith(".ipynb"):  # a notebook is checked after it is read
                 results[source.path] = empty_result(modules[source.path][0])
+                skipped.append((source.data, source.path, modules[source.path], None))
             else:
                 todo.append((source.data, source.path, modules[source.path], None))
         for task, result in zip(todo, self._run(todo)):
             results[task[1]] = result
             self.cache.put(keys[task[1]], result)
+        self._callers_pass(skipped, results, keys)
         self._second_pass(sources, results, modules, keys)
         for source in sources:
             result = results.get(source.path)
@@ -183,6 +185,27 @@ class Engine:
             if report_unused:
                 findings.extend(result.get("unused", ()))
         return sorted(findings, key=lambda f: (f["path"], f["line"], f["column"], f["code"]))
+
+    def _callers_pass(self, skipped: list, results: Dict[str, dict], keys: Dict[str, str]) -> None:
+        """Analyse the files the byte pre-filter skipped that call a model builder whose use is
+        in question, or a loader that hands its model on: a ``load()`` in a file with nothing to
+        flag still links ``build_model()`` to the training loop that uses it."""
+        searched: set = set()
+        while skipped:
+            names = {key.rsplit(".", 1)[-1] for result in results.values()
+                     for kind, key in map(tuple, result["asked"]) if kind == "uses"}
+            names |= {qualname.rsplit(".", 1)[-1] for result in results.values()
+                      for qualname in result.get("passers", ())}
+            names -= searched
+            if not names:
+                return
+            searched |= names
+            calls = [name.encode() + b"(" for name in names]
+            todo = [task for task in skipped if any(call in task[0] for call in calls)]
+            skipped = [task for task in skipped if not any(task is done for done in todo)]
+            for task, result in zip(todo, self._run(todo)):
+                results[task[1]] = result
+                self.cache.put(keys[task[1]], result)
 
     def _second_pass(self, sources, results, modules, keys) -> None:
         answers_for = cross_file_answers(results)
@@ -227,13 +250,22 @@ def cross_file_answers(results: Dict[str, dict]) -> Dict[str, dict]:
     A dotted name is resolved by suffix (``engine.evaluate`` matches ``pkg.engine.evaluate``); when
     several linted files match, the one nearest the asking file wins (a script imports its
     neighbours), and a tie leaves the name unresolved."""
-    by_suffix: Dict[str, List[Tuple[str, str, dict]]] = {}
+    by_suffix: Dict[str, List[Tuple[str, str, Optional[dict]]]] = {}
+
+    def full_name(result: dict, qualname: str) -> str:
+        return f"{result['module']}.{qualname}" if result["module"] else qualname
+
+    def register(path: str, full: str, summary: Optional[dict]) -> None:
+        parts = full.split(".")
+        for start in range(len(parts) - 1):
+            by_suffix.setdefault(".".join(parts[start:]), []).append((path, full, summary))
+
     for path, result in results.items():
         for qualname, summary in result.get("exports", {}).items():
-            full = f"{result['module']}.{qualname}" if result["module"] else qualname
-            parts = full.split(".")
-            for start in range(len(parts) - 1):
-                by_suffix.setdefault(".".join(parts[start:]), []).append((path, full, summary))
+            register(path, full_name(result, qualname), summary)
+        for qualname in result.get("passers", []):  # a loader handing a built model on
+            if qualname not in result.get("exports", {}):
+                register(path, full_name(result, qualname), None)
 
     def resolve(name: str, near: str):
         candidates = by_suffix.get(name, [])
@@ -244,21 +276,35 @@ def cross_file_answers(results: Dict[str, dict]) -> Dict[str, dict]:
         best = [c for c, score in zip(candidates, closeness) if score == max(closeness)]
         return best[0] if len({path for path, _, _ in best}) == 1 else None
 
-    uses: Dict[Tuple[str, str], List[str]] = {}
+    uses: Dict[Tuple[str, str], List[Tuple[str, Optional[Tuple[str, str]]]]] = {}
     for path, result in results.items():
-        for callee, use in result.get("uses", []):
+        for callee, use, *caller in result.get("uses", []):
             found = resolve(callee, path)
             if found:
-                uses.setdefault((found[0], found[1]), []).append(use)
+                passer = (path, full_name(result, caller[0])) if use == "passed" and caller else None
+                uses.setdefault((found[0], found[1]), []).append((use, passer))
+
+    def uses_through_loaders(key: Tuple[str, str], seen: set) -> List[str]:
+        """How a builder's result is used, following functions that only hand it on: a caller
+        that returns the model is replaced by how its own callers use it."""
+        found = []
+        for use, passer in uses.get(key, ()):
+            if passer is not None and passer not in seen:
+                seen.add(passer)
+                found.extend(uses_through_loaders(passer, seen) or [use])
+            else:
+                found.append(use)
+        return found
+
     answers: Dict[str, dict] = {}
     for path, result in results.items():
         for kind, name in map(tuple, result.get("asked", [])):
             if kind == "summary":
                 found = resolve(name, path)
-                if found:
+                if found and found[2] is not None:
                     answers.setdefault(path, {})[(kind, name)] = found[2]
             elif kind == "uses" and (path, name) in uses:
-                answers.setdefault(path, {})[(kind, name)] = uses[(path, name)]
+                answers.setdefault(path, {})[(kind, name)] = uses_through_loaders((path, name), {(path, name)})
     return answers
 
 

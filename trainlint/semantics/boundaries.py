@@ -10,6 +10,7 @@ from .roles import Role, constructor_of, role_of, scheduler_constructor
 from .guards import LOGGING_WORDS
 from .values import binding_before
 from .modes import optimizer_modules
+from .summaries import arguments_of
 from .modules import module_classes
 from .syntax import dotted, last_part, name_words, names_in, text
 
@@ -175,20 +176,32 @@ def loop_passes_away(fn: FunctionFacts, loop: Loop, optimizer: Optional[str]) ->
     (a call outside the file, an inherited method): that code may clear gradients itself."""
     watched = {optimizer} if optimizer else set()
     watched |= optimizer_modules(fn) or set()
-    for node in ast.walk(loop.node):
+    return _passes_away(fn, loop.node, watched, 0)
+
+
+def _passes_away(fn: FunctionFacts, scope: ast.AST, watched: set, depth: int) -> bool:
+    for node in ast.walk(scope):
         if not isinstance(node, ast.Call):
             continue
         callee = dotted(node.func) or ""
         if isinstance(node.func, ast.Attribute) and node.func.attr in ("backward", "step", "zero_grad", "update"):
             continue
-        if callee.startswith("self.") and fn.file.local_function(callee, fn) is None:
+        helper = fn.file.local_function(callee, fn)
+        if helper is not None:  # spliced into the loop: what matters is what it hands on in turn
+            on_self = callee.startswith("self.")
+            inner = {param for param, arg in arguments_of(helper, node, on_self).items()
+                     if dotted(arg) in watched or dotted(arg) == "self"}
+            inner |= {name for name in watched if on_self and name.startswith("self.")}
+            if depth < 3 and inner and _passes_away(helper, helper.node, inner, depth + 1):
+                return True
+            continue
+        if callee.startswith("self."):
             return True
         for arg in list(node.args) + [k.value for k in node.keywords]:
             passed = dotted(arg)
             if passed and (passed in watched or passed == "self"):
                 return True
     return False
-
 
 
 _STEP_KEYWORDS = {"step", "global_step", "num_updates", "current_step", "steps", "num_steps", "iteration"}

@@ -9,6 +9,7 @@ one iteration of a loop really does.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -112,6 +113,14 @@ class Event:
     origin: ast.AST  # the node itself (differs from `node` for events spliced in from helpers)
     via: Tuple[str, ...] = ()  # helpers through which the event was reached
     detail: Dict = field(default_factory=dict)
+
+    @property
+    def written(self) -> Optional[str]:
+        """The target as the code where the event is written spells it: a helper's local
+        ``loss``, not the ``step.<locals>.loss`` its callers see."""
+        if self.target is None:
+            return None
+        return re.split(r"\.<(?:locals|argument)>\.", self.target)[-1]
 
     @property
     def line(self) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional
 
-from .model import Event, FunctionFacts, Kind, Loop
+from .model import Event, FileFacts, FunctionFacts, Kind, Loop, functions
 from .roles import Role, constructor_of, role_of_constructor
 from .values import returned
 from .syntax import BUILDER_NAME, RETURNS_SELF, dotted, last_part, name_words, names_in
@@ -156,6 +156,28 @@ def passes(call_event: Event, name: str) -> bool:
     return False
 
 
+
+
+def uses_of_built_model(facts: FileFacts, builder: FunctionFacts) -> List[str]:
+    """How the linted tree uses what ``builder`` returns, one use per call ("untrained",
+    "other"): a caller that only hands the model on (``load()`` returning ``build_model()``) is
+    replaced by how its own callers use it, in this file and (through the index) in others."""
+    local = [(facts.local_function(callee, caller), use, caller) for caller in functions(facts)
+             for callee, use in builder_uses(caller)]
+
+    def uses(fn: FunctionFacts, seen: set) -> List[str]:
+        found = []
+        for callee, use, caller in local:
+            if callee is not fn:
+                continue
+            if use == "passed" and id(caller) not in seen:
+                seen.add(id(caller))
+                found.extend(uses(caller, seen) or [use])
+            else:
+                found.append(use)
+        return found + facts.index.builder_uses(f"{facts.module_name}.{fn.qualname}")
+
+    return uses(builder, {id(builder)})
 
 _SHARING_WRAPPERS = {"DistributedDataParallel", "DataParallel", "FullyShardedDataParallel", "FSDP", "DDP",
                      "compile", "prepare", "prepare_model", "setup", "setup_module", "wrap", "convert_sync_batchnorm",

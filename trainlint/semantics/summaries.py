@@ -47,7 +47,7 @@ def expand_events(fn: FunctionFacts, depth: int = 0, active: tuple = ()) -> List
             if callee in active or depth >= MAX_DEPTH or callee is fn:
                 events.append(event)
                 continue
-            arguments = _arguments(callee, event.detail["call"], event.detail.get("bound", False))
+            arguments = arguments_of(callee, event.detail["call"], event.detail.get("bound", False))
             inner = expand_events(callee, depth + 1, active + (fn,))
             events.extend(_splice(event, e, arguments, fn, callee) for e in inner)
             continue
@@ -59,7 +59,7 @@ def expand_events(fn: FunctionFacts, depth: int = 0, active: tuple = ()) -> List
     return events
 
 
-def _arguments(callee: FunctionFacts, call: ast.Call, bound: bool) -> Dict[str, ast.expr]:
+def arguments_of(callee: FunctionFacts, call: ast.Call, bound: bool) -> Dict[str, ast.expr]:
     """Parameter -> argument expression; ``bound`` calls (``self.f()``, ``obj.f()``) skip ``self``."""
     params = list(callee.params)
     if bound and params[:1] == ["self"]:
