@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from trainlint.trace import failed, trace  # noqa: E402
+from trainlint.trace import exit_code, trace  # noqa: E402
 
 FIXTURES = os.path.join(os.path.dirname(__file__), os.pardir, "fixtures")
 
@@ -36,7 +36,7 @@ def test_buggy_fixture(incident, expected):
     assert report["script_exit"] == "stopped-after-steps"
     assert report["steps"] == 8 and report["micro_batches"] >= 8
     assert expected <= verdicts(report), verdicts(report)
-    assert failed(report, "error")
+    assert exit_code(report, "error") == 1
 
 
 @pytest.mark.parametrize("incident", ["video_classification", "regression_pipeline", "contrastive_regions",
@@ -47,7 +47,7 @@ def test_corrected_twin_has_no_error(incident):
     errors = [f for f in report["findings"] if f["severity"] == "error" and f["verdict"] in (None, "confirmed",
                                                                                                "runtime-only")]
     assert errors == []
-    assert not failed(report, "error")
+    assert exit_code(report, "error") == 0
 
 
 def test_constant_loss_is_explained(tmp_path):

@@ -195,7 +195,7 @@ def trace(target, args, module, steps, timeout, output_format, output, fail_on):
     if module is not None and target is not None:
         args = (target,) + tuple(args)
     try:
-        from .trace import failed, trace as run_trace
+        from .trace import exit_code, trace as run_trace
         from .trace.report import FORMATS
     except ImportError as error:
         raise click.exceptions.Exit(_fail(f"trace needs PyTorch ({error}); install it: pip install 'trainlint[trace]'"))
@@ -216,7 +216,7 @@ def trace(target, args, module, steps, timeout, output_format, output, fail_on):
             handle.write(text + "\n")
     else:
         click.echo(text)
-    sys.exit(1 if failed(report, fail_on) else 0)
+    sys.exit(exit_code(report, fail_on))
 
 
 @cli.command()

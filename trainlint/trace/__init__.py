@@ -12,9 +12,11 @@ from typing import List, Optional
 from ..config import find_pyproject, load
 from ..engine import Engine
 from ..rule import SEVERITIES, all_rules
-from .checks import evidence, runtime_findings, verdicts
+from .checks import evidence, runtime_findings, sites_that_ran, verdicts
+from .distributed import merge
 from .recorder import Recorder
 from .runner import run
+from .spawn import following_spawn
 
 _LIBRARY_DIRS = tuple({sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
                        sysconfig.get_paths()["platlib"], *site.getsitepackages(), site.getusersitepackages()})
@@ -35,24 +37,73 @@ def user_files(target: str, imported: List[str], module: bool) -> List[str]:
 def trace(target: str, args: List[str], steps: int = 8, timeout: Optional[float] = None,
           module: bool = False) -> dict:
     recorder = Recorder(steps)
-    outcome = run(target, args, recorder, timeout, module)
+    with following_spawn(steps, timeout) as workers:
+        outcome = run(target, args, recorder, timeout, module)
     files = user_files(target, outcome.imported, module)
     config = load(find_pyproject(files[0] if files else os.getcwd()))
     static = Engine(config).lint(files) if files else []
-    for finding in static:
-        finding["abspath"] = os.path.abspath(finding["path"])
-    found = evidence(recorder)
-    findings = verdicts([f for f in static if f["code"] != "TL000"], found, recorder)
+    static = [dict(f, abspath=os.path.abspath(f["path"])) for f in static if f["code"] != "TL000"]
+    recorder.untraced_processes = workers.untraced
+    own = conclude(observe(recorder, outcome), static)
+    if not workers.observations:
+        return own
+    reports = [conclude(observation, static) for observation in workers.observations]
+    merged = merge(sorted(reports, key=lambda r: r["rank"]))
+    merged.update(script_exit=own["script_exit"], exit_code=own["exit_code"], error=own["error"] or merged["error"])
+    if own["tracer_error"] or own["script_exit"] == "exception":
+        merged["unchecked"] = "; ".join(filter(None, [f"the launching process: {own['unchecked']}",
+                                                      merged["unchecked"]]))
+    return merged
+
+
+def observe(recorder: Recorder, outcome) -> dict:
+    """What one traced process saw, as plain data (a spawned worker sends it to its parent)."""
+    return {
+        "steps": recorder.steps, "micro_batches": recorder.micro, "script_exit": outcome.script_exit,
+        "exit_code": outcome.exit_code, "error": outcome.error,
+        "evidence": {code: [[site[0], site[1], message] for site, message in items]
+                     for code, items in evidence(recorder).items()},
+        "runtime": runtime_findings(recorder),
+        "ran": {kind: sorted([list(site) for site in sites]) for kind, sites in sites_that_ran(recorder).items()},
+        "unchecked": unchecked(recorder, outcome), "tracer_error": recorder.broken, "timeline": timeline(recorder),
+    }
+
+
+def conclude(observation: dict, static: List[dict]) -> dict:
+    """The report of one process: its runtime findings and a verdict for each static finding."""
+    found = {code: [((path, line), message) for path, line, message in items]
+             for code, items in observation["evidence"].items()}
+    ran = {kind: {tuple(site) for site in sites} for kind, sites in observation["ran"].items()}
+    findings = verdicts(static, found, ran)
     rules = all_rules()
     for finding in findings:
         if finding["verdict"] == "runtime-only":
             finding.update(name=rules[finding["code"]].name, severity=rules[finding["code"]].severity)
-    findings += runtime_findings(recorder)
-    return {
-        "steps": recorder.steps, "micro_batches": recorder.micro, "script_exit": outcome.script_exit,
-        "exit_code": outcome.exit_code, "error": outcome.error, "findings": findings,
-        "timeline": timeline(recorder),
-    }
+    report = {key: value for key, value in observation.items() if key not in ("evidence", "runtime", "ran")}
+    report["findings"] = findings + observation["runtime"]
+    return report
+
+
+def unchecked(recorder: Recorder, outcome) -> Optional[str]:
+    """What the run did not let the tracer check, or None when the script trained and ended as
+    it would untraced. "Nothing wrong" is said only when this is None."""
+    if recorder.broken is not None:
+        return (f"the tracer failed after {recorder.steps} optimizer steps and stood aside (a trainlint bug, "
+                f"its traceback is on stderr): what ran after that was not checked")
+    if recorder.steps == 0:
+        if outcome.script_exit == "exception":
+            return "the script failed before its first optimizer step: nothing was checked"
+        if outcome.script_exit == "timeout":
+            return "the time limit came before the first optimizer step: nothing was checked"
+        if recorder.untraced_processes:
+            return (f"no optimizer step ran in this process, and {recorder.untraced_processes} child processes "
+                    f"that trainlint does not follow were started: nothing was checked")
+        return "no optimizer step ran: nothing was checked"
+    if outcome.script_exit == "exception":
+        return f"the script failed after {recorder.steps} optimizer steps: only those were checked"
+    if outcome.exit_code not in (None, 0):
+        return f"the script exited with code {outcome.exit_code} after {recorder.steps} optimizer steps"
+    return None
 
 
 def timeline(recorder: Recorder) -> List[dict]:
@@ -75,7 +126,13 @@ def timeline(recorder: Recorder) -> List[dict]:
     return rows
 
 
-def failed(report: dict, fail_on: str) -> bool:
+UNCHECKED_EXIT = 3  # nothing (or not everything) was checked, and nothing at --fail-on was found
+
+
+def exit_code(report: dict, fail_on: str) -> int:
+    """1 for findings at or above ``fail_on``; else 3 when the run left something unchecked; else 0."""
     threshold = SEVERITIES.index(fail_on)
-    return any(SEVERITIES.index(f["severity"]) >= threshold for f in report["findings"]
-               if f["verdict"] in (None, "confirmed", "runtime-only"))
+    if any(SEVERITIES.index(f["severity"]) >= threshold for f in report["findings"]
+           if f["verdict"] in (None, "confirmed", "runtime-only")):
+        return 1
+    return UNCHECKED_EXIT if report.get("unchecked") else 0

@@ -96,16 +96,24 @@ def evidence(recorder: Recorder) -> Dict[str, List[Tuple[Site, str]]]:
         site = next(e.site for e in recorder.events if e.kind == "backward")
         add("TL301", site, f"the loss given to backward() was {min(ratios):.4g}x to {max(ratios):.4g}x the "
                            f"criterion's value across micro-batches: the rescale applies to some of them only")
-    trained_in_eval = {m: name for m, name in recorder.eval_forwards_in_micro.items() if m < recorder.micro}
-    if trained_in_eval:
-        kinds = ", ".join(sorted(set(trained_in_eval.values())))
-        message = (f"{len(trained_in_eval)} of {recorder.micro} micro-batches ran their forward with {kinds} "
-                   f"in eval mode and reached backward()")
-        site = next((e.site for e in recorder.events if e.kind == "mode" and e.data["mode"] == "eval"),
-                    next(e.site for e in recorder.events if e.kind == "backward"))
-        add("TL101", site, message)
-        add("TL102", site, message)
+    if recorder.eval_outputs_in_backward:
+        add(*_eval_mode_training(recorder))
     return found
+
+
+def _eval_mode_training(recorder: Recorder) -> Tuple[str, Site, str]:
+    """A trained model's eval-mode output reached backward(). Which rule says why: eval mode
+    switched on before training began is a model built in eval mode (TL101); switched on after
+    some backward() it is eval mode left on after validation (TL102)."""
+    reached = recorder.eval_outputs_in_backward
+    model, kinds, micro = reached[0]
+    micro_batches = len({m for _, _, m in reached})
+    switches = [e for e in recorder.events if e.kind == "mode" and e.data["mode"] == "eval" and e.micro <= micro]
+    switch = next((e for e in reversed(switches) if e.data.get("id") == model), switches[-1] if switches else None)
+    code = "TL102" if switch is not None and switch.micro > 0 else "TL101"
+    site = switch.site if switch is not None else next(e.site for e in recorder.events if e.kind == "backward")
+    return code, site, (f"{micro_batches} of {recorder.micro} micro-batches ran the trained model's forward with "
+                        f"{kinds} in eval mode, and its output reached backward()")
 
 
 def runtime_findings(recorder: Recorder) -> List[dict]:
@@ -136,7 +144,7 @@ def runtime_findings(recorder: Recorder) -> List[dict]:
     optimized = {id(p): p for opt in recorder.optimizers.values() for g in opt.param_groups for p in g["params"]}
     missing = [(name, p) for root in recorder.roots.values() if root.trainable
                for name, p in root.module.named_parameters() if p.requires_grad and id(p) not in optimized]
-    if step_events and missing:
+    if step_events and missing and recorder.optimizers:  # updates written by hand use no optimizer
         add("TR003", step_events[0].site, f"{len(missing)} trainable parameters of the trained model are in no "
                                           f"optimizer group (first: {missing[0][0]})")
     never = [p for key, p in optimized.items() if p.requires_grad and key not in recorder.params_with_grad]
@@ -156,7 +164,8 @@ def runtime_findings(recorder: Recorder) -> List[dict]:
     if skipping:
         add("TR006", step_events[0].site if step_events else backward_sites[0], skipping)
     fingerprints = [float(v) for v in recorder.inputs]
-    if len(step_events) >= 3 and len(fingerprints) >= 3 and len(set(fingerprints)) == 1:
+    full_batch = recorder.closure_steps == len(step_events)  # L-BFGS and the like see the whole dataset each step
+    if len(step_events) >= 3 and len(fingerprints) >= 3 and len(set(fingerprints)) == 1 and not full_batch:
         add("TR007", backward_sites[0], f"the model got the same input batch in all {len(fingerprints)} forwards")
     if any(float(flag) for flag in recorder.zero_norm_inputs):
         add("TR008", backward_sites[0] if backward_sites else ("<unknown>", 0),
@@ -227,12 +236,17 @@ def frozen_output(recorder: Recorder) -> Optional[str]:
     return None
 
 
-def verdicts(static: List[dict], found: Dict[str, list], recorder: Recorder) -> List[dict]:
-    """confirmed / refuted / not-observed for each static finding; runtime-only for evidence
-    that no static finding explains."""
+def sites_that_ran(recorder: Recorder) -> Dict[str, set]:
+    """Event kind -> the call sites where it ran."""
     ran: Dict[str, set] = {}
     for event in recorder.events:
         ran.setdefault(event.kind, set()).add(event.site)
+    return ran
+
+
+def verdicts(static: List[dict], found: Dict[str, list], ran: Dict[str, set]) -> List[dict]:
+    """confirmed / refuted / not-observed for each static finding; runtime-only for evidence
+    that no static finding explains."""
     results = []
     for finding in static:
         code = finding["code"]
@@ -253,8 +267,6 @@ def verdicts(static: List[dict], found: Dict[str, list], recorder: Recorder) -> 
     for code, items in found.items():
         if code in explained or (code in ("TL101", "TL102") and explained & {"TL101", "TL102"}):
             continue
-        if code == "TL102" and "TL101" in found:
-            continue  # one runtime observation, reported once
         site, message = items[0]
         results.append({"code": code, "name": code, "severity": "error", "message": message, "path": site[0],
                         "line": site[1], "verdict": "runtime-only"})

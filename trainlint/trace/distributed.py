@@ -51,7 +51,10 @@ def merge(reports: List[dict]) -> dict:
                                     f"stepped when the others did not, so replicas drift apart",
                          "path": first["findings"][0]["path"] if first["findings"] else "", "line": 0,
                          "verdict": None, "ranks": sorted(counts)})
+    unchecked = [f"rank {r['rank']}: {r['unchecked']}" for r in reports if r.get("unchecked")]
     return {"steps": max(counts.values()), "micro_batches": first["micro_batches"],
             "script_exit": first["script_exit"], "exit_code": first["exit_code"], "error": first["error"],
+            "unchecked": "; ".join(unchecked) or None,
+            "tracer_error": next((r["tracer_error"] for r in reports if r.get("tracer_error")), None),
             "findings": findings, "timeline": first["timeline"],
             "ranks": [{k: r[k] for k in ("rank", "steps", "micro_batches", "script_exit")} for r in reports]}

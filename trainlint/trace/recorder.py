@@ -12,6 +12,7 @@ import functools
 import math
 import os
 import sys
+import traceback
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -139,6 +140,26 @@ class StepStats:
         return sum(abs(a - b) for a, b in zip(self.after.read(), self.before.read()))
 
 
+class _OriginalCall:
+    """The wrapped PyTorch function, remembering whether it ran and what it returned or raised:
+    an error of the tracer's own around it must neither hide the call's outcome nor run it twice."""
+
+    def __init__(self, function: Callable):
+        self.function = function
+        self.done = False
+        self.result: Any = None
+        self.raised: Optional[BaseException] = None
+
+    def __call__(self, *args, **kwargs):
+        try:
+            self.result = self.function(*args, **kwargs)
+        except BaseException as error:
+            self.raised = error
+            raise
+        self.done = True
+        return self.result
+
+
 @dataclass
 class RootModule:
     """A module called from user code with gradients enabled: the model being trained."""
@@ -165,7 +186,6 @@ class Recorder:
         self.inputs: List[torch.Tensor] = []  # fingerprint of each root forward's first tensor input
         self.zero_norm_inputs: List[torch.Tensor] = []
         self.scaled = False  # an enabled GradScaler scaled a loss
-        self.eval_forwards_in_micro: Dict[int, str] = {}  # micro-batch -> layers a trained model ran in eval mode
         self.uncleared_steps: List[Tuple[str, int]] = []  # steps applying gradients never cleared since the last
         self.params_with_grad: set = set()  # ids of parameters that had a gradient at some step
         self.fp16_params = False
@@ -183,6 +203,14 @@ class Recorder:
         self._flattened: Dict[int, tuple] = {}  # optimizer -> (shape of its groups, parameters, group of each)
         self._forward_hook = None  # the global forward pre-hook, until only the trained models are hooked
         self._undo: List[Callable[[], None]] = []
+        self.broken: Optional[str] = None  # the tracer's own failure (a traceback): from then on it stands aside
+        self.closure_steps = 0  # steps given a closure (L-BFGS): the closure may run forward/backward many times
+        self._closure: Optional[dict] = None  # the closure step in progress: its backward() calls, for one micro-batch
+        self.eval_outputs_in_backward: List[Tuple[int, str, int]] = []  # (model, its layer kinds, micro-batch)
+        self._manual: Optional[dict] = None  # parameters' norms after the last backward, while no optimizer steps
+        self._manual_params: Tuple[int, List[torch.Tensor]] = (0, [])  # (roots seen, their trainable parameters)
+        self.untraced_processes = 0  # child processes started that the tracer did not follow
+        self._guarded_before_forward = self._guarded(self._before_forward)
 
     # -- installing -----------------------------------------------------------------------------
 
@@ -191,10 +219,10 @@ class Recorder:
 
         from torch.nn.modules import module
 
-        self._forward_hook = module.register_module_forward_pre_hook(self._before_forward)
+        self._forward_hook = module.register_module_forward_pre_hook(self._guarded_before_forward)
         handles = [
-            optimizer.register_optimizer_step_pre_hook(self._before_step),
-            optimizer.register_optimizer_step_post_hook(self._after_step),
+            optimizer.register_optimizer_step_pre_hook(self._guarded(self._before_step)),
+            optimizer.register_optimizer_step_post_hook(self._guarded(self._after_step)),
             self._forward_hook,
         ]
         self._undo.extend(handle.remove for handle in handles)
@@ -216,16 +244,52 @@ class Recorder:
             self._undo.pop()()
 
     def _wrap(self, owner, name: str, replacement: Callable) -> None:
+        """Put ``replacement(original, *args)`` in place of ``owner.name``. Whatever the tracer's
+        part of it does, the call itself runs once and returns or raises what it would untraced."""
         original = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name)
         if original is None:
             return
 
         @functools.wraps(original)
         def wrapper(*args, **kwargs):
-            return replacement(original, *args, **kwargs)
+            if self.broken is not None:
+                return original(*args, **kwargs)
+            call = _OriginalCall(original)
+            try:
+                return replacement(call, *args, **kwargs)
+            except StopTracing:
+                raise
+            except Exception as error:
+                if call.raised is error:
+                    raise  # the call's own error (the user's, or PyTorch's), unchanged
+                self._stand_aside(error)
+                if call.raised is not None:
+                    raise call.raised
+                return call.result if call.done else original(*args, **kwargs)
 
         setattr(owner, name, wrapper)
         self._undo.append(lambda: setattr(owner, name, original))
+
+    def _guarded(self, part: Callable) -> Callable:
+        """A hook that cannot fail the user's step: an error of the tracer's own makes it stand aside."""
+        @functools.wraps(part)
+        def hook(*args, **kwargs):
+            if self.broken is not None:
+                return None
+            try:
+                return part(*args, **kwargs)
+            except StopTracing:
+                raise
+            except Exception as error:
+                self._stand_aside(error)
+                return None
+
+        return hook
+
+    def _stand_aside(self, error: Exception) -> None:
+        self.broken = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        print(f"trainlint trace: the tracer itself failed after {self.steps} optimizer steps and stands aside; "
+              f"the script goes on untraced. This is a trainlint bug:\n{self.broken}", file=sys.stderr)
 
     def record(self, kind: str, **data) -> None:
         self.events.append(Event(kind, self.steps, self.micro, user_site(), data))
@@ -239,34 +303,104 @@ class Recorder:
             return original(tensor, *args, **kwargs)
         finally:
             self._in_backward = False
+            self._after_backward()
 
     def _autograd_backward(self, original, tensors, *args, **kwargs):
-        if not self._in_backward:
-            root = tensors[0] if isinstance(tensors, (list, tuple)) else tensors
-            self._note_backward(root)
-        return original(tensors, *args, **kwargs)
+        if self._in_backward:
+            return original(tensors, *args, **kwargs)
+        self._note_backward(tensors[0] if isinstance(tensors, (list, tuple)) else tensors)
+        try:
+            return original(tensors, *args, **kwargs)
+        finally:
+            self._after_backward()
 
     def _note_backward(self, root: torch.Tensor) -> None:
+        if self._closure is not None:
+            self._closure["backwards"] += 1
+            if self._closure["backwards"] > 1:
+                return  # the closure evaluated again inside one step (L-BFGS): the same micro-batch
+        if not self.optimizers:
+            self._manual_update_since_last_backward()
         self.record("backward", connected=root.grad_fn is not None, scaled=getattr(root, "_trainlint_scaled", False))
         self.losses.append(root.detach().sum(dtype=torch.float32))
         self.criteria.append(self._last_criterion)
         self._last_criterion = None
         self.micro += 1
 
+    def _after_backward(self) -> None:
+        if not self.optimizers and self.broken is None:
+            try:
+                self._remember_for_manual_update()
+            except Exception as error:  # called from a finally block: never let it replace the user's error
+                self._stand_aside(error)
+
+    # -- updates written by hand: `p.data.add_(p.grad, alpha=-lr)` ----------------------------------
+
+    def _trained_parameters(self) -> List[torch.Tensor]:
+        if self._manual_params[0] != len(self.roots):
+            params = [p for root in self.roots.values() if root.trainable
+                      for p in root.module.parameters() if p.requires_grad]
+            self._manual_params = (len(self.roots), params)
+        return self._manual_params[1]
+
+    def _remember_for_manual_update(self) -> None:
+        """After a backward() while no optimizer has stepped: the gradients and weights, to see at
+        the next backward() whether code of the script's own updated the weights in between."""
+        params = self._trained_parameters()
+        if not params:
+            return
+        first = next((p.grad for p in params if p.grad is not None), None)
+        self._manual = {"params": params, "grads": self.norms([p.grad for p in params]), "before": self.norms(params),
+                        "first_grad": (weakref.ref(first), first._version) if first is not None else None,
+                        "cleared": False, "at": len(self.events), "site": self.events[-1].site}
+
+    def _manual_update_since_last_backward(self) -> None:
+        """A step written by hand counts as an optimizer step: the weights changed between two
+        backward() calls with no optimizer. (An in-place update through `.data` does not bump the
+        version counters, so the weights' norms are compared; this costs a host read per backward,
+        only in scripts that never call an optimizer.)"""
+        manual, self._manual = self._manual, None
+        if manual is None:
+            return
+        after = self.norms(manual["params"])
+        if after.read() == manual["before"].read():
+            return  # accumulating, or evaluating: the weights did not move
+        known = manual["first_grad"]
+        grad = known[0]() if known is not None else None
+        if grad is not None and not manual["cleared"] and grad._version == known[1] and any(
+                p.grad is grad for p in manual["params"]):
+            self.uncleared_steps.append(manual["site"])  # the next backward() adds to the gradients just applied
+        self.step_stats.append(StepStats(manual["params"], [0] * len(manual["params"]), [], manual["grads"],
+                                         manual["before"], after))
+        # the update ran after that backward() (where else it ran is not known): the step goes there
+        for later in self.events[manual["at"]:]:
+            later.step += 1
+        self.events.insert(manual["at"], Event("step", self.steps, self.micro, manual["site"],
+                                               {"plain": True, "optimizer": None, "manual": True}))
+        self.steps += 1
+        self._stop_when_done()
+
     @functools.cached_property
     def loss_values(self) -> List[float]:
         """The value given to each backward(), read on the host once tracing has ended."""
         return [float(loss) for loss in self.losses]
 
+    # -- optimizer steps ------------------------------------------------------------------------------
+
     def _before_step(self, opt, args, kwargs):
         self.optimizers[id(opt)] = opt
+        self._manual = None
         params, groups = self._parameters(opt)
+        lr = [group.get("lr") for group in opt.param_groups]
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)  # args[0] is the optimizer
+        if callable(closure):
+            # the gradients the step uses exist only once the closure has run, inside the step
+            self._closure = {"optimizer": id(opt), "backwards": 0}
+            self._pending[id(opt)] = {"params": params, "moving": params, "before": self.norms(params), "lr": lr,
+                                      "groups": groups, "closure": True}
+            return
         grads = [p.grad for p in params]
-        first = next((g for g in grads if g is not None), None)
-        # the same gradient tensor as after the last step, and no zero_grad since: never cleared
-        last = self._last_grads.get(id(opt))
-        if first is not None and not self._cleared.get(id(opt), True) and last is not None and last() is first:
-            self.uncleared_steps.append(user_site())
+        self._check_cleared(opt, grads)
         # an optimizer skips parameters without a gradient: only the others can move
         moving = [p for p, g in zip(params, grads) if g is not None] if any(g is None for g in grads) else params
         self.params_with_grad.update(map(id, moving))
@@ -278,7 +412,15 @@ class Recorder:
         else:
             before = self.norms(moving)
         self._pending[id(opt)] = {"params": params, "moving": moving, "grads": self.norms(grads), "before": before,
-                                  "lr": [group.get("lr") for group in opt.param_groups], "groups": groups}
+                                  "lr": lr, "groups": groups}
+
+    def _check_cleared(self, opt, grads: List[Optional[torch.Tensor]]) -> None:
+        """The same gradient tensor as after the optimizer's last step, and no zero_grad since:
+        the step applies gradients never cleared."""
+        first = next((g for g in grads if g is not None), None)
+        last = self._last_grads.get(id(opt))
+        if first is not None and not self._cleared.get(id(opt), True) and last is not None and last() is first:
+            self.uncleared_steps.append(user_site())
 
     def _parameters(self, opt) -> Tuple[List[torch.Tensor], List[int]]:
         """The optimizer's parameters flattened over its groups, and the group of each; kept from
@@ -293,6 +435,14 @@ class Recorder:
 
     def _after_step(self, opt, args, kwargs):
         pending = self._pending.pop(id(opt))
+        if pending.get("closure"):
+            self._closure = None
+            self.closure_steps += 1
+            grads = [p.grad for p in pending["params"]]
+            self._check_cleared(opt, grads)
+            pending["grads"] = self.norms(grads)
+            self.params_with_grad.update(id(p) for p, g in zip(pending["params"], grads) if g is not None)
+            self.fp16_params = self.fp16_params or (bool(grads) and pending["params"][0].dtype == torch.float16)
         after = self.norms(pending["moving"])
         self._last_norms[id(opt)] = (pending["moving"], after)
         self.step_stats.append(StepStats(pending["params"], pending["groups"], pending["lr"], pending["grads"],
@@ -313,7 +463,7 @@ class Recorder:
         self._forward_hook.remove()
         self._forward_hook = None
         for root in self.roots.values():
-            self._undo.append(root.module.register_forward_pre_hook(self._before_forward).remove)
+            self._undo.append(root.module.register_forward_pre_hook(self._guarded_before_forward).remove)
 
     def _stop_when_done(self) -> None:
         # a scaler that skips forever must not trace forever: 8 skips per step asked is far past any warm-up
@@ -331,9 +481,8 @@ class Recorder:
         self.fp16_autocast = self.fp16_autocast or _autocast_fp16(inputs)
         first = next((x for x in inputs if isinstance(x, torch.Tensor)), None)
         if first is not None and first.numel():
-            self.inputs.append(first.detach().sum(dtype=torch.float32))
-        if root.trainable and root.mode_sensitive and not _training(module):
-            self.eval_forwards_in_micro.setdefault(self.micro, root.mode_sensitive)
+            first = first.detach()
+            self.inputs.append((first.real if first.is_complex() else first).sum(dtype=torch.float32))
 
     def _add_root(self, module: nn.Module) -> RootModule:
         kinds = []
@@ -344,17 +493,33 @@ class Recorder:
                 continue
             self._within_roots.add(id(inner))
             if isinstance(inner, nn.modules.loss._Loss):
-                self._undo.append(inner.register_forward_hook(self._after_loss).remove)
+                self._undo.append(inner.register_forward_hook(self._guarded(self._after_loss)).remove)
         root = RootModule(module, any(p.requires_grad for p in module.parameters()), ", ".join(kinds))
         self.roots[id(module)] = root
+        if root.trainable and root.mode_sensitive:
+            self._undo.append(module.register_forward_hook(self._guarded(self._after_root_forward)).remove)
         return root
+
+    def _after_root_forward(self, module, inputs, output):
+        """A trained model ran in eval mode with gradients on: validation without no_grad, unless
+        its output reaches backward(), which a hook on the output tells (training in eval mode)."""
+        if _training(module) or not torch.is_grad_enabled():
+            return
+        tensor = _first_tensor(output)
+        if tensor is not None and tensor.requires_grad:
+            kinds, micro = self.roots[id(module)].mode_sensitive, self.micro
+            tensor.register_hook(self._guarded(
+                lambda grad: self.eval_outputs_in_backward.append((id(module), kinds, micro))))
 
     def _after_loss(self, module, inputs, output):
         if isinstance(output, torch.Tensor):
             self._last_criterion = output.detach().sum(dtype=torch.float32)
 
     def _zero_grad(self, original, owner, *args, **kwargs):
-        self.record("zero_grad", owner=id(owner), optimizer=isinstance(owner, torch.optim.Optimizer))
+        if self._closure is None:  # inside a closure step it only clears for the closure's next evaluation
+            self.record("zero_grad", owner=id(owner), optimizer=isinstance(owner, torch.optim.Optimizer))
+        if self._manual is not None:
+            self._manual["cleared"] = True
         for key in self._cleared:
             if key == id(owner) or not isinstance(owner, torch.optim.Optimizer):
                 self._cleared[key] = True  # a module's zero_grad may clear any optimizer's parameters
@@ -363,7 +528,7 @@ class Recorder:
     def _train(self, original, module, mode=True):
         if self._in_train:  # train() recursing into the children
             return original(module, mode)
-        self.record("mode", mode="train" if mode else "eval", module=type(module).__name__)
+        self.record("mode", mode="train" if mode else "eval", module=type(module).__name__, id=id(module))
         self._in_train = True
         try:
             return original(module, mode)
@@ -422,6 +587,18 @@ def _training(module: nn.Module) -> bool:
     model it wraps."""
     inner = getattr(module, "module", None)
     return module.training and (not isinstance(inner, nn.Module) or inner.training)
+
+
+def _first_tensor(output) -> Optional[torch.Tensor]:
+    """The first tensor of a module's output: a tensor, a tuple or list, a dict (ModelOutput)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    items = output.values() if isinstance(output, dict) else output if isinstance(output, (list, tuple)) else ()
+    for item in items:
+        found = _first_tensor(item)
+        if found is not None:
+            return found
+    return None
 
 
 def _autocast_fp16(inputs) -> bool:

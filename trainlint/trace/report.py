@@ -36,9 +36,16 @@ def as_text(report: dict) -> str:
         lines.append(f"{where} {f['code']} [{_VERDICT[f['verdict']]}] {f['message']}")
         if f.get("observed"):
             lines.append(f"    observed: {f['observed']}")
-    if not report["findings"]:
-        lines.append("Nothing wrong was observed.")
+    lines.append(_conclusion(report))
     return "\n".join(lines)
+
+
+def _conclusion(report: dict) -> str:
+    if report.get("unchecked"):
+        return f"Not checked: {report['unchecked']}."
+    if not report["findings"]:
+        return f"Nothing wrong was observed in {report['steps']} optimizer steps."
+    return f"{len(report['findings'])} findings in {report['steps']} optimizer steps."
 
 
 def as_html(report: dict) -> str:
@@ -57,7 +64,8 @@ def as_html(report: dict) -> str:
         f"<li><b>{html.escape(f['code'])}</b> [{html.escape(_VERDICT[f['verdict']])}] "
         f"{html.escape(os.path.basename(f['path']))}:{f['line']}: {html.escape(f['message'])}"
         + (f"<br><i>observed: {html.escape(f['observed'])}</i>" if f.get("observed") else "") + "</li>"
-        for f in report["findings"]) or "<li>Nothing wrong was observed.</li>"
+        for f in report["findings"])
+    findings += f"<li>{html.escape(_conclusion(report))}</li>"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>trainlint trace</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}

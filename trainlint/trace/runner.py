@@ -36,10 +36,16 @@ def run(target: str, args: List[str], recorder: Recorder, timeout: Optional[floa
     sys.argv = [target] + list(args)
     sys.path.insert(0, os.getcwd() if module else os.path.dirname(os.path.abspath(target)))
     recorder.install()
+    sys.stdout.flush()
+    saved_stdout = os.dup(1)
+    os.dup2(2, 1)  # stdout carries the report (JSON) alone: the script's, its C code's and its children's output go to stderr
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the report (JSON) alone
+        with contextlib.redirect_stdout(sys.stderr):
             outcome = _execute(target, module)
     finally:
+        sys.stdout.flush()
+        os.dup2(saved_stdout, 1)
+        os.close(saved_stdout)
         recorder.uninstall()
         if timeout:
             signal.setitimer(signal.ITIMER_REAL, 0)
