@@ -175,3 +175,42 @@ def terminates(body: list) -> bool:
     if isinstance(last, ast.If):
         return terminates(last.body) and terminates(last.orelse)
     return False
+
+
+def branches_of(root: ast.AST, node: ast.AST) -> dict:
+    """For each ``if`` around ``node`` inside ``root``: id of that statement -> the block holding
+    ``node`` ("body" or "orelse"). Two nodes in different blocks of one ``if`` never both run."""
+    path: dict = {}
+
+    def visit(statement: ast.AST) -> bool:  # whether `node` is inside `statement`
+        if statement is node:
+            return True
+        for block in ("body", "orelse", "finalbody", "handlers"):
+            for child in getattr(statement, block, None) or ():
+                if not isinstance(child, _NESTED_SCOPES) and visit(child):
+                    if isinstance(statement, ast.If):
+                        path[id(statement)] = block
+                    return True
+        return isinstance(statement, (ast.stmt, ast.excepthandler)) and _holds(statement, node)
+
+    visit(root)
+    return path
+
+
+def _holds(statement: ast.AST, node: ast.AST) -> bool:
+    """Whether ``node`` is part of the statement itself (not of a nested block)."""
+    blocks = {id(child) for block in ("body", "orelse", "finalbody", "handlers")
+              for child in getattr(statement, block, None) or ()}
+    stack = [child for child in ast.iter_child_nodes(statement) if id(child) not in blocks]
+    while stack:
+        current = stack.pop()
+        if current is node:
+            return True
+        stack.extend(ast.iter_child_nodes(current))
+    return False
+
+
+def exclusive_nodes(root: ast.AST, first: ast.AST, second: ast.AST) -> bool:
+    """Whether two nodes sit in different blocks of one ``if`` inside ``root``."""
+    one, other = branches_of(root, first), branches_of(root, second)
+    return any(other.get(key, block) != block for key, block in one.items())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import site
-import sys
 import sysconfig
 from typing import List, Optional
 
