@@ -380,6 +380,18 @@ class Recorder:
         self.steps += 1
         self._stop_when_done()
 
+    def finish(self) -> None:
+        """When the script has ended: an update written by hand after its last backward() is a
+        step too."""
+        if self._manual is None or self.broken is not None:
+            return
+        try:
+            self._manual_update_since_last_backward()
+        except StopTracing:
+            pass
+        except Exception as error:
+            self._stand_aside(error)
+
     @functools.cached_property
     def loss_values(self) -> List[float]:
         """The value given to each backward(), read on the host once tracing has ended."""

@@ -47,6 +47,7 @@ def run(target: str, args: List[str], recorder: Recorder, timeout: Optional[floa
         os.dup2(saved_stdout, 1)
         os.close(saved_stdout)
         recorder.uninstall()
+        recorder.finish()
         if timeout:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous_handler)

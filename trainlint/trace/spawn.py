@@ -90,6 +90,7 @@ def traced_worker(index: int, fn, folder: str, steps: int, timeout: Optional[flo
                                                                                   error.__traceback__)))
     finally:
         recorder.uninstall()
+        recorder.finish()
         if timeout:
             signal.setitimer(signal.ITIMER_REAL, 0)
     with open(os.path.join(folder, f"rank{index}.json"), "w", encoding="utf-8") as handle:
