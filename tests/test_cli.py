@@ -279,3 +279,43 @@ def test_progress_only_on_a_terminal(project, monkeypatch):
     assert cli_module._terminal_progress() is not None
     monkeypatch.setenv("CI", "true")
     assert cli_module._terminal_progress() is None
+
+
+def test_statistics_and_quiet(project):
+    write(project / "a.py", BUGGY)
+    write(project / "b.py", BUGGY)
+    code, output = run("check", ".", "--statistics")
+    assert code == 1
+    assert output.splitlines()[0].split() == ["2", "TL201", "zero-grad-every-micro-batch"]
+    assert output.splitlines()[-1].startswith("Found 2 findings")
+    code, output = run("check", ".", "--statistics", "--format", "json")
+    assert json.loads(output) == [{"code": "TL201", "name": "zero-grad-every-micro-batch", "count": 2, "fixable": 0}]
+    code, output = run("check", ".", "-q")
+    assert code == 1 and output.splitlines() == ["Found 2 findings (2 errors)."]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_odd_paths_get_precise_messages(project):
+    write(project / "good.py", BUGGY)
+    os.mkfifo(project / "pipe.py")  # opening it would block: it must not be read
+    (project / "folder.py").mkdir()
+    write(project / "folder.py" / "inside.py", BUGGY)
+    code, output = run("check", ".", "--format", "json")
+    findings = json.loads(output)
+    by_file = {(os.path.relpath(f["path"], project), f["code"]): f["message"] for f in findings}
+    assert "not a regular file: a FIFO" in by_file[("pipe.py", "TL000")]
+    assert ("good.py", "TL201") in by_file and (os.path.join("folder.py", "inside.py"), "TL201") in by_file
+    assert sum(1 for path, _ in by_file if path.startswith("folder.py")) == 1  # walked once, said once
+    code, output = run("check", "pipe.py", "--format", "json")
+    assert [f["message"] for f in json.loads(output)] == ["not a regular file: a FIFO (named pipe), not linted"]
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file_says_permission_denied(project):
+    path = write(project / "secret.py", BUGGY)
+    path.chmod(0)
+    try:
+        code, output = run("check", "secret.py", "--format", "json")
+    finally:
+        path.chmod(0o644)
+    assert [f["message"] for f in json.loads(output)] == ["cannot read file: Permission denied"]

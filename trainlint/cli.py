@@ -47,8 +47,11 @@ def cli():
 @click.option("--unsafe-fixes", is_flag=True, help="With --fix/--diff: also apply fixes marked unsafe.")
 @click.option("--diff", is_flag=True, help="Print the fixes as a unified diff; change nothing.")
 @click.option("--report-unused-suppressions", is_flag=True, help="Report noqa/ignore comments that suppress nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="Print the summary line only (text format).")
+@click.option("--statistics", is_flag=True, help="Print the number of findings per rule instead of each finding.")
 def check(paths, output_format, select, extend_select, ignore, fail_on, exclude, extend_exclude, stdin_filename,
-          config_path, isolated, no_cache, cache_dir, jobs, fix, unsafe_fixes, diff, report_unused_suppressions):
+          config_path, isolated, no_cache, cache_dir, jobs, fix, unsafe_fixes, diff, report_unused_suppressions,
+          quiet, statistics):
     """Lint PATHS (files or folders; default: the current folder; '-' reads stdin)."""
     from .engine import Engine, SourceFile, default_cache_dir
     from .reporters import FORMATS
@@ -71,7 +74,7 @@ def check(paths, output_format, select, extend_select, ignore, fail_on, exclude,
             paths.remove("-")
             stdin = SourceFile(stdin_filename or "-", sys.stdin.buffer.read())
         engine = Engine(config, jobs=jobs, cache_dir=None if no_cache else (cache_dir or default_cache_dir(config)),
-                        progress=_terminal_progress())
+                        progress=None if quiet else _terminal_progress())
         findings = engine.lint(paths, stdin, report_unused_suppressions)
     except ConfigError as error:
         raise click.exceptions.Exit(_fail(str(error)))
@@ -95,7 +98,16 @@ def check(paths, output_format, select, extend_select, ignore, fail_on, exclude,
         count = sum(n for _, n in fixed.values())
         if count:
             click.echo(f"Fixed {count} finding{'s' if count != 1 else ''}.", err=True)
-    click.echo(FORMATS[output_format](findings))
+    if statistics:
+        from .reporters import statistics as per_rule
+
+        click.echo(per_rule(findings, output_format))
+    elif quiet and output_format == "text":
+        from .reporters import summary_line
+
+        click.echo(summary_line(findings))
+    else:
+        click.echo(FORMATS[output_format](findings))
     threshold = _SEVERITY_RANK[config.fail_on]
     failed = any(_SEVERITY_RANK[f["severity"]] >= threshold for f in findings)
     sys.exit(1 if failed else 0)

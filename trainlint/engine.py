@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import stat
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -32,24 +34,44 @@ def discover(paths: Iterable[str], config: Config) -> Tuple[List[str], List[dict
     for paths that do not exist or cannot be listed."""
     files: List[str] = []
     problems: List[dict] = []
+
+    def add(path: str) -> None:
+        kind = _not_regular(path)
+        if kind is None:
+            files.append(path)
+        else:
+            problems.append(problem(path, kind).to_json())
+
     for given in paths:
-        if os.path.isfile(given):
-            files.append(given)
-        elif os.path.isdir(given):
+        if os.path.isdir(given):  # a folder named `x.py` too: it is walked, like any folder
             for directory, subdirs, names in os.walk(given, onerror=lambda e: problems.append(
                     problem(e.filename or given, f"cannot list directory: {e.strerror}").to_json())):
                 subdirs[:] = sorted(d for d in subdirs if not config.is_excluded(os.path.join(directory, d)))
                 for name in sorted(names):
                     path = os.path.join(directory, name)
                     if name.endswith(PYTHON_SUFFIXES) and not config.is_excluded(path):
-                        files.append(path)
-        elif os.path.islink(given):
-            problems.append(problem(given, "broken symbolic link").to_json())
+                        add(path)
         else:
-            problems.append(problem(given, "no such file or directory").to_json())
+            add(given)
     seen = set()
     unique = [f for f in files if not (os.path.realpath(f) in seen or seen.add(os.path.realpath(f)))]
     return unique, problems
+
+
+def _not_regular(path: str) -> Optional[str]:
+    """Why ``path`` cannot be read as a source file (None when it can): opening a FIFO would
+    block, a socket or a device is not source."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "broken symbolic link" if os.path.islink(path) else "no such file or directory"
+    except OSError as error:
+        return f"cannot read file: {error.strerror}"
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else \
+        "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
+    return f"not a regular file: {kind}, not linted"
 
 
 class Cache:
@@ -190,22 +212,23 @@ class Engine:
         """Analyse the files the byte pre-filter skipped that call a model builder whose use is
         in question, or a loader that hands its model on: a ``load()`` in a file with nothing to
         flag still links ``build_model()`` to the training loop that uses it."""
-        searched: set = set()
-        while skipped:
-            names = {key.rsplit(".", 1)[-1] for result in results.values()
-                     for kind, key in map(tuple, result["asked"]) if kind == "uses"}
-            names |= {qualname.rsplit(".", 1)[-1] for result in results.values()
-                      for qualname in result.get("passers", ())}
-            names -= searched
-            if not names:
-                return
-            searched |= names
-            calls = [name.encode() + b"(" for name in names]
-            todo = [task for task in skipped if any(call in task[0] for call in calls)]
-            skipped = [task for task in skipped if not any(task is done for done in todo)]
+        asking = [result for result in results.values() if any(kind == "uses" for kind, _ in result["asked"])]
+        frontier = {key for result in asking for kind, key in map(tuple, result["asked"]) if kind == "uses"}
+        frontier |= {full_name(result, qualname) for result in asking for qualname in result.get("passers", ())}
+        wanted = set(frontier)
+        while skipped and frontier:
+            todo = [task for task in skipped if any(_may_call(task[0], name) for name in frontier)]
+            analysed = {id(task) for task in todo}
+            skipped = [task for task in skipped if id(task) not in analysed]
+            leaves = {name.rsplit(".", 1)[-1] for name in frontier}
+            frontier = set()
             for task, result in zip(todo, self._run(todo)):
                 results[task[1]] = result
                 self.cache.put(keys[task[1]], result)
+                if any(use == "passed" and callee.rsplit(".", 1)[-1] in leaves for callee, use, *_ in result["uses"]):
+                    frontier |= {full_name(result, qualname) for qualname in result.get("passers", ())}
+            frontier -= wanted
+            wanted |= frontier
 
     def _second_pass(self, sources, results, modules, keys) -> None:
         answers_for = cross_file_answers(results)
@@ -245,15 +268,25 @@ class Engine:
         return results
 
 
+def full_name(result: dict, qualname: str) -> str:
+    return f"{result['module']}.{qualname}" if result["module"] else qualname
+
+
+def _may_call(data: bytes, qualified: str) -> bool:
+    """Whether source bytes may call the function ``qualified`` (``pkg.models.build``): they call
+    ``build(`` and name its module ``models`` (to import it)."""
+    module, _, name = qualified.rpartition(".")
+    if name.encode() not in data or re.search(rb"(?<![\w])" + re.escape(name.encode()) + rb"\s*\(", data) is None:
+        return False
+    return not module or module.rsplit(".", 1)[-1].encode() in data
+
+
 def cross_file_answers(results: Dict[str, dict]) -> Dict[str, dict]:
     """For each file, answers to the questions it asked, from the summaries other files exported.
     A dotted name is resolved by suffix (``engine.evaluate`` matches ``pkg.engine.evaluate``); when
     several linted files match, the one nearest the asking file wins (a script imports its
     neighbours), and a tie leaves the name unresolved."""
     by_suffix: Dict[str, List[Tuple[str, str, Optional[dict]]]] = {}
-
-    def full_name(result: dict, qualname: str) -> str:
-        return f"{result['module']}.{qualname}" if result["module"] else qualname
 
     def register(path: str, full: str, summary: Optional[dict]) -> None:
         parts = full.split(".")

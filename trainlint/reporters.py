@@ -31,6 +31,19 @@ def text(findings: List[dict]) -> str:
     return "\n".join(lines)
 
 
+def statistics(findings: List[dict], output_format: str) -> str:
+    """Counts per code, most frequent first (ruff's --statistics); JSON for --format json."""
+    counts = Counter((f["code"], f["name"]) for f in findings)
+    fixable = Counter(f["code"] for f in findings if f.get("fix") and f["fix"]["safe"])
+    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0][0]))
+    if output_format == "json":
+        return json.dumps([{"code": code, "name": name, "count": count, "fixable": fixable[code]}
+                           for (code, name), count in rows], indent=2)
+    width = max((len(str(count)) for count in counts.values()), default=1)
+    lines = [f"{count:>{width}}  {code}  {'[*] ' if fixable[code] else ''}{name}" for (code, name), count in rows]
+    return "\n".join(lines + [summary_line(findings)])
+
+
 def summary_line(findings: List[dict]) -> str:
     if not findings:
         return click.style("All checks passed!", fg="green")

@@ -50,19 +50,25 @@ def changes_after_wrapping(fn: FunctionFacts, wrapping: Wrapping) -> Iterator[Tu
     built_at = getattr(wrapping.call, "end_lineno", wrapping.call.lineno)
     before = _conversions_before(fn, wrapping)
     for node in own_nodes(fn):
-        if getattr(node, "lineno", 0) <= built_at or exclusive_nodes(fn.node, wrapping.call, node) \
-                or not _trained_after(fn, wrapping, node):
+        if getattr(node, "lineno", 0) <= built_at:
             continue
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in CONVERSIONS \
-                and dotted(node.func.value) in wrapped and _converts(node) and _signature(node) not in before \
-                and not _rebound_between(fn, wrapping, node.lineno):
-            yield node, f"{text(node)} converts the parameters"
-        elif isinstance(node, ast.Assign) and _builds_layer_or_parameter(fn, node.value):
-            for target in node.targets:
-                name = dotted(target)
-                if name and any(name.startswith(f"{owner}.") for owner in wrapped - {wrapping.wrapper}) \
-                        and not _rebound_between(fn, wrapping, node.lineno):
-                    yield node, f"{name} = {text(node.value)} replaces parameters"
+        change = _change_of(fn, wrapping, wrapped, node, before)
+        if change is not None and not exclusive_nodes(fn.node, wrapping.call, node) \
+                and not _rebound_between(fn, wrapping, node.lineno) and _trained_after(fn, wrapping, node):
+            yield node, change
+
+
+def _change_of(fn: FunctionFacts, wrapping: Wrapping, wrapped: set, node: ast.AST, before: set) -> Optional[str]:
+    """What ``node`` does to the wrapped module, if it converts it or replaces its parameters."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in CONVERSIONS \
+            and dotted(node.func.value) in wrapped and _converts(node) and _signature(node) not in before:
+        return f"{text(node)} converts the parameters"
+    if isinstance(node, ast.Assign) and _builds_layer_or_parameter(fn, node.value):
+        for target in node.targets:
+            name = dotted(target)
+            if name and any(name.startswith(f"{owner}.") for owner in wrapped - {wrapping.wrapper}):
+                return f"{name} = {text(node.value)} replaces parameters"
+    return None
 
 
 def _trained_after(fn: FunctionFacts, wrapping: Wrapping, node: ast.AST) -> bool:
