@@ -182,7 +182,7 @@ class ZeroGradEveryMicroBatch(Rule):
                 boundary = accumulation_boundary(fn, step, loop)
                 if not boundary:
                     continue
-                for zero in fn.events_of(Kind.ZERO_GRAD):
+                for zero in fn.events_in(loop, Kind.ZERO_GRAD):
                     if zero.innermost_loop is not loop or zero.guards_within(loop) or zero.in_with("accumulate"):
                         continue
                     if clears_gradients_of(fn, zero, step):

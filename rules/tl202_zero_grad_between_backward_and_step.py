@@ -97,14 +97,13 @@ class ZeroGradBetweenBackwardAndStep(Rule):
 
     def check(self, facts):
         for fn in functions(facts):
-            backwards = fn.events_of(Kind.BACKWARD)
             for step in fn.events_of(Kind.OPT_STEP):
                 loop = step.innermost_loop
                 if loop is not None and not fn.owns(loop):
                     continue
-                same_iteration = [e for e in backwards if loop is None or e.in_loop(loop)]
-                for zero in fn.events_of(Kind.ZERO_GRAD):
-                    if zero.order >= step.order or (loop is not None and not zero.in_loop(loop)):
+                same_iteration = fn.events_in(loop, Kind.BACKWARD)
+                for zero in fn.events_in(loop, Kind.ZERO_GRAD):
+                    if zero.order >= step.order:
                         continue
                     if exclusive(zero, step) or not clears_gradients_of(fn, zero, step):
                         continue

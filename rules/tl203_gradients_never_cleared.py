@@ -88,14 +88,13 @@ class GradientsNeverCleared(Rule):
 
     def check(self, facts):
         for fn in functions(facts):
-            zeros = fn.events_of(Kind.ZERO_GRAD)
             for step in fn.events_of(Kind.OPT_STEP):
                 loop = step.innermost_loop
                 if not fn.owns(loop) or isinstance(step.origin, ast.Call) and step.origin.args and not step.detail.get("scaled"):
                     continue  # step(closure): the closure clears
-                if not any(b.in_loop(loop) for b in fn.events_of(Kind.BACKWARD)):
+                if not fn.events_in(loop, Kind.BACKWARD):
                     continue
-                if any(z.in_loop(loop) and may_clear_gradients_of(fn, z, step) for z in zeros):
+                if any(may_clear_gradients_of(fn, z, step) for z in fn.events_in(loop, Kind.ZERO_GRAD)):
                     continue
                 if loop_passes_away(fn, loop, step.target):
                     continue

@@ -74,13 +74,12 @@ class ClipGradMisplaced(Rule):
 
     def check(self, facts):
         for fn in functions(facts):
-            backwards = fn.events_of(Kind.BACKWARD)
             steps = fn.events_of(Kind.OPT_STEP)
             for clip in fn.events_of(Kind.CLIP):
                 loop = clip.innermost_loop
-                if not fn.owns(loop) or any(b.innermost_loop is not loop for b in backwards if b.in_loop(loop)):
+                if not fn.owns(loop) or any(b.innermost_loop is not loop for b in fn.events_in(loop, Kind.BACKWARD)):
                     continue  # backward in an inner (accumulation) loop: order within one pass is unclear
-                iteration_backwards = [b for b in backwards if b.in_loop(loop) and not exclusive(b, clip)]
+                iteration_backwards = [b for b in fn.events_in(loop, Kind.BACKWARD) if not exclusive(b, clip)]
                 iteration_steps = [s for s in steps if s.innermost_loop is loop and not exclusive(s, clip)]
                 if not iteration_backwards or not iteration_steps:
                     continue

@@ -77,7 +77,6 @@ class PartialAccumulationWindowLeaks(Rule):
 
     def check(self, facts):
         for fn in functions(facts):
-            zeros = fn.events_of(Kind.ZERO_GRAD)
             for step in fn.events_of(Kind.OPT_STEP):
                 loop = step.innermost_loop
                 if not fn.owns(loop) or loop.parent is None:
@@ -91,7 +90,7 @@ class PartialAccumulationWindowLeaks(Rule):
                 accumulated = [b for b in backward_events_in(fn, loop) if not b.has_guard(guard)]
                 if not any(divided_by_accumulation(fn, b) for b in accumulated):
                     continue  # normalised otherwise (by token count...): a longer window stays consistent
-                clearing = [z for z in zeros if z.in_loop(loop.parent) and may_clear_gradients_of(fn, z, step)]
+                clearing = [z for z in fn.events_in(loop.parent, Kind.ZERO_GRAD) if may_clear_gradients_of(fn, z, step)]
                 if clearing and all(z.has_guard(guard) and z.order > step.order for z in clearing):
                     yield Report(guard.test, f"optimizer.step() at line {step.line} runs only when "
                                              f"{describe(guard)}; the last len(loader) % k micro-batches of "

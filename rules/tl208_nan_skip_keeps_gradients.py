@@ -89,8 +89,6 @@ class NanSkipKeepsGradients(Rule):
 
     def check(self, facts):
         for fn in functions(facts):
-            backwards = fn.events_of(Kind.BACKWARD)
-            zeros = fn.events_of(Kind.ZERO_GRAD)
             reported = set()
             for step in fn.events_of(Kind.OPT_STEP):
                 loop = step.innermost_loop
@@ -99,11 +97,11 @@ class NanSkipKeepsGradients(Rule):
                 for guard in step.guards_within(loop):
                     if guard.kind != GuardKind.NAN or guard.holds or id(guard.node) in reported:
                         continue  # the step must be the finite-only path of a NaN check
-                    before = [b for b in backwards if b.in_loop(loop) and b.order < step.order and not b.has_guard(guard)]
+                    before = [b for b in fn.events_in(loop, Kind.BACKWARD) if b.order < step.order and not b.has_guard(guard)]
                     if not before:
                         continue
-                    if any(z.in_loop(loop) and may_clear_gradients_of(fn, z, step) and not _only_when_finite(z, guard)
-                           for z in zeros):
+                    if any(may_clear_gradients_of(fn, z, step) and not _only_when_finite(z, guard)
+                           for z in fn.events_in(loop, Kind.ZERO_GRAD)):
                         continue
                     reported.add(id(guard.node))
                     yield Report(guard.test, f"when this check finds a non-finite value it skips optimizer.step() at "

@@ -128,12 +128,11 @@ class SchedulerStepNotAligned(Rule):
 
     def check(self, facts):
         for fn in functions(facts):
-            steps = fn.events_of(Kind.OPT_STEP)
             for event in fn.events_of(Kind.SCHED_STEP, Kind.EMA_UPDATE):
                 loop = event.innermost_loop
                 if not fn.owns(loop) or event.in_with("accumulate") or is_prepared(fn, event.target):
                     continue
-                candidates = matching_steps(fn, event, [s for s in steps if s.innermost_loop is loop])
+                candidates = matching_steps(fn, event, [s for s in fn.events_in(loop, Kind.OPT_STEP) if s.innermost_loop is loop])
                 problems = [self.misalignment(fn, event, step, loop) for step in candidates]
                 if problems and all(problems):
                     yield Report(event.node, problems[0])

@@ -107,16 +107,16 @@ class SchedulerGranularityMismatch(Rule):
 
     def check(self, facts):
         for fn in functions(facts):
-            backwards = fn.events_of(Kind.BACKWARD)
             for event in fn.events_of(Kind.SCHED_STEP):
                 loop = event.innermost_loop
                 if loop is None or event.origin.args:
                     continue  # step(metric): a plateau scheduler, driven by validation
                 if event.via and event.target.startswith("self."):
                     continue  # the helper method sees the same constructor and reports it itself
-                in_batch_loop = any(b.innermost_loop is loop for b in backwards if not b.detail.get("external"))
-                below = any(b.in_loop(loop) and (b.innermost_loop is not loop or b.detail.get("external"))
-                            for b in backwards)
+                in_batch_loop = any(b.innermost_loop is loop for b in fn.events_in(loop, Kind.BACKWARD)
+                                    if not b.detail.get("external"))
+                below = any(b.innermost_loop is not loop or b.detail.get("external")
+                            for b in fn.events_in(loop, Kind.BACKWARD))
                 granularity = scheduler_granularity(fn, event.target)
                 if granularity == "epoch" and in_batch_loop:
                     yield Report(event.node, "this scheduler counts epochs (see its constructor) but is stepped "

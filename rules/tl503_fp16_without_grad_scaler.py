@@ -91,8 +91,7 @@ class Fp16WithoutGradScaler(Rule):
             return  # the file scales its loss, or a framework does
         for fn in everything:
             backwards = [b for b in fn.events_of(Kind.BACKWARD) if not b.detail.get("framework")]
-            steps = fn.events_of(Kind.OPT_STEP)
-            training_loops = [loop for b in backwards for loop in b.loops if any(s.in_loop(loop) for s in steps)]
+            training_loops = [loop for b in backwards for loop in b.loops if fn.events_in(loop, Kind.OPT_STEP)]
             if not training_loops:
                 continue
             for event in fn.own_events:

@@ -95,15 +95,13 @@ class DistributedSamplerWithoutSetEpoch(Rule):
 def _samplers_trained_over_epochs(fn):
     """DistributedSampler calls (in this file) feeding a loader that a loop inside an epoch loop
     trains on: iterated with backward() in the batch loop, or handed to a helper that trains."""
-    backwards = fn.events_of(Kind.BACKWARD)
     for loop in fn.loops:
-        if loop.parent is not None and isinstance(loop.node, ast.For) and any(b.in_loop(loop) for b in backwards):
+        if loop.parent is not None and isinstance(loop.node, ast.For) and fn.events_in(loop, Kind.BACKWARD):
             yield from _distributed_samplers(fn, _unwrapped(loop.node.iter))
-        if loop.parent is None and any(b.in_loop(loop) and b.via for b in backwards):
-            for call in fn.events_of(Kind.CALL):  # train_one_epoch(model, loader, ...) per epoch
-                if call.in_loop(loop):
-                    for passed in call.detail["call"].args:
-                        yield from _distributed_samplers(fn, passed)
+        if loop.parent is None and any(b.via for b in fn.events_in(loop, Kind.BACKWARD)):
+            for call in fn.events_in(loop, Kind.CALL):  # train_one_epoch(model, loader, ...) per epoch
+                for passed in call.detail["call"].args:
+                    yield from _distributed_samplers(fn, passed)
 
 
 def _unwrapped(iterable):

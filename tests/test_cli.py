@@ -319,3 +319,27 @@ def test_unreadable_file_says_permission_denied(project):
     finally:
         path.chmod(0o644)
     assert [f["message"] for f in json.loads(output)] == ["cannot read file: Permission denied"]
+
+
+def test_github_action_steps(tmp_path):
+    """action.yml's steps, run as GitHub runs them: install into a fresh environment, then check."""
+    yaml = pytest.importorskip("yaml")
+    root = os.path.join(os.path.dirname(__file__), os.pardir)
+    action = yaml.safe_load(open(os.path.join(root, "action.yml")))
+    assert action["runs"]["using"] == "composite"
+    inputs = {name: spec["default"] for name, spec in action["inputs"].items()}
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "env")], check=True)
+    env = dict(os.environ, PATH=str(tmp_path / "env" / "bin") + os.pathsep + os.environ["PATH"])
+    env.pop("VIRTUAL_ENV", None)
+    write(tmp_path / "project" / "train.py", BUGGY)
+    results = []
+    for step in action["runs"]["steps"]:
+        command = step["run"].replace("${{ github.action_path }}", os.path.abspath(root))
+        for name, value in inputs.items():
+            command = command.replace("${{ inputs.%s }}" % name, value)
+        results.append(subprocess.run([step["shell"], "-c", command], cwd=tmp_path / "project", env=env,
+                                      capture_output=True, text=True, timeout=600))
+    install, check = results
+    assert install.returncode == 0, install.stderr[-2000:]
+    assert check.returncode == 1
+    assert check.stdout.startswith("::error file=train.py,line=2,")

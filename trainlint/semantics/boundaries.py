@@ -111,7 +111,7 @@ def describe(guard: Guard) -> str:
 
 
 def backward_events_in(fn: FunctionFacts, loop: Loop) -> List[Event]:
-    return [e for e in fn.events_of(Kind.BACKWARD) if e.in_loop(loop)]
+    return fn.events_in(loop, Kind.BACKWARD)
 
 
 

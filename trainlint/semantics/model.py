@@ -9,6 +9,7 @@ one iteration of a loop really does.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -126,7 +127,7 @@ class Event:
     def line(self) -> int:
         return self.node.lineno
 
-    @property
+    @functools.cached_property
     def loops(self) -> Tuple[Loop, ...]:
         return tuple(f for f in self.frames if isinstance(f, Loop))
 
@@ -183,6 +184,7 @@ class FunctionFacts:
     with_blocks: List[Tuple[WithBlock, Tuple[Frame, ...]]] = field(default_factory=list)  # with the frames around
     no_grad_values: set = field(default_factory=set)  # ids of values bound inside a no-grad block
     _events: Optional[List[Event]] = None
+    _indexes: Dict = field(default_factory=dict)  # lazily built look-ups over `events`: cost stays linear
 
     @property
     def line(self) -> int:
@@ -210,10 +212,31 @@ class FunctionFacts:
     def owns(self, loop: Optional[Loop]) -> bool:
         """Whether ``loop`` is written in this function (not in a helper spliced into it): each
         finding is reported once, by the function whose loop it is about."""
-        return any(own is loop for own in self.loops)
+        own = self._indexes.get("own loops")
+        if own is None:
+            own = self._indexes["own loops"] = {id(loop) for loop in self.loops}
+        return id(loop) in own
 
     def events_of(self, *kinds: str) -> List[Event]:
-        return [e for e in self.events if e.kind in kinds]
+        """The events of these kinds, in program order."""
+        found = self._indexes.get(kinds)
+        if found is None:
+            found = self._indexes[kinds] = [e for e in self.events if e.kind in kinds]
+        return found
+
+    def events_in(self, loop: Optional[Loop], *kinds: str) -> List[Event]:
+        """The events of these kinds inside ``loop`` (anywhere in its body, nested loops and
+        spliced helpers included), in program order; all of them when ``loop`` is None."""
+        if loop is None:
+            return self.events_of(*kinds)
+        by_loop = self._indexes.get(("by loop",) + kinds)
+        if by_loop is None:
+            by_loop = self._indexes[("by loop",) + kinds] = {}
+            for event in self.events_of(*kinds):
+                for frame in event.frames:
+                    if isinstance(frame, Loop):
+                        by_loop.setdefault(id(frame), []).append(event)
+        return by_loop.get(id(loop), [])
 
     def binding(self, name: str) -> Optional[ast.AST]:
         """The value last bound to ``name`` in this function, its enclosing functions, its class or

@@ -9,6 +9,7 @@ tensor be zero". When the answer depends on code trainlint cannot see, the funct
 from __future__ import annotations
 
 import ast
+import bisect
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -143,8 +144,16 @@ _RANDOM_NORMAL = {"randn", "randn_like", "normal", "normal_"}
 
 def binding_before(fn: FunctionFacts, name: str, line: int) -> Optional[ast.AST]:
     """The value bound to ``name`` last before ``line`` in this function (textual order)."""
-    earlier = [v for v in fn.assignments.get(name, ()) if 0 < getattr(v, "lineno", 0) < line]
-    return max(earlier, key=lambda v: v.lineno) if earlier else None
+    by_line = fn._indexes.get(("bindings by line", name))
+    if by_line is None:
+        values = sorted((v for v in fn.assignments.get(name, ()) if getattr(v, "lineno", 0) > 0),
+                        key=lambda v: v.lineno)
+        by_line = fn._indexes[("bindings by line", name)] = ([v.lineno for v in values], values)
+    lines, values = by_line
+    at = bisect.bisect_left(lines, line) - 1
+    if at < 0:
+        return None
+    return values[bisect.bisect_left(lines, lines[at])]  # of several on that line, the first bound
 
 
 def nonzero_almost_surely(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> bool:
