@@ -49,7 +49,7 @@ def test_github_annotations(findings):
     assert len(lines) == len(findings)
     f = findings[0]
     level = {"error": "error", "warning": "warning", "info": "notice"}[f["severity"]]
-    assert lines[0].startswith(f"::{level} file={f['path']},line={f['line']},col={f['column']},")
+    assert lines[0].startswith(f"::{level} file={os.path.normpath(f['path'])},line={f['line']},col={f['column']},")
     assert f"title={f['code']} {f['name']}::" in lines[0]
 
 

@@ -141,3 +141,61 @@ def test_notebook_document(client, tmp_path):
     assert client.diagnostics(cells[0]) == []
     [diagnostic] = client.diagnostics(cells[1])
     assert diagnostic["code"] == "TL201" and diagnostic["range"]["start"]["line"] == 1
+
+
+def test_malformed_input_is_answered_and_the_server_keeps_serving(client, tmp_path):
+    """Garbage an editor (or a broken plugin) can send: the server answers with errors where
+    JSON-RPC says to, and the next well-formed request still gets its answer."""
+    opened = []
+
+    def still_serving():
+        opened.append(tmp_path / f"after{len(opened)}.py")
+        uri = opened[-1].as_uri()
+        client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python",
+                                                                "version": 1, "text": BUGGY}})
+        assert [d["code"] for d in client.diagnostics(uri)] == ["TL201"]
+        client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+    body = b'{"jsonrpc": "2.0", "id": 99, "method": "textDocument/hover", "params": '  # cut short
+    client.process.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    client.process.stdin.flush()
+    still_serving()
+
+    reply = client.request("no/suchMethod", {})
+    assert reply["error"]["code"] == -32601  # method not found
+    still_serving()
+
+    # a request whose params do not fit the method's schema
+    reply = client.request("textDocument/codeAction", {"textDocument": 5})
+    assert "error" in reply
+    still_serving()
+
+    # an edit far outside the document, then a document of 20,000 lines
+    uri = (tmp_path / "edited.py").as_uri()
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                                                            "text": BUGGY}})
+    client.diagnostics(uri)
+    client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [
+        {"range": {"start": {"line": 500, "character": 3}, "end": {"line": 900, "character": 0}}, "text": "x"}]})
+    still_serving()
+    huge = BUGGY + "x = 1\n" * 20000
+    client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 3},
+                                             "contentChanges": [{"text": huge}]})
+    assert [d["code"] for d in client.diagnostics(uri)] == ["TL201"]
+    still_serving()
+
+
+def test_content_length_larger_than_the_body(tmp_path):
+    """A header that promises more bytes than come: the server waits for them (it cannot know
+    where the message ends), and what it then reads as one message is not valid JSON; it says
+    so and goes on serving the messages after it."""
+    client = Client(tmp_path)
+    client.request("initialize", {"processId": None, "rootUri": None, "capabilities": {}})
+    body = b'{"jsonrpc": "2.0", "method": "initialized", "params": {}}'
+    client.process.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body) + 40, body))
+    client.process.stdin.write(b" " * 40)  # the missing bytes arrive: the message is whole again
+    client.process.stdin.flush()
+    reply = client.request("shutdown", None)
+    assert "result" in reply
+    client.notify("exit", None)
+    assert client.process.wait(timeout=10) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import warnings
 import tokenize
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -37,6 +38,17 @@ def problem(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
 
 def may_match(data: bytes, triggers: Tuple[bytes, ...]) -> bool:
     return any(t in data for t in triggers)
+
+
+def parses(data: bytes) -> bool:
+    """Whether the bytes are Python that ``ast.parse`` accepts."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escape sequences and the like are the linted code's
+            ast.parse(data)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 def triggers_for(codes) -> Tuple[bytes, ...]:
@@ -106,7 +118,9 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
     from .semantics.summaries import RecordingIndex, summarize
 
     try:
-        tree = ast.parse(data, filename=path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarnings are about the linted code, not for our output
+            tree = ast.parse(data, filename=path)
     except SyntaxError as error:
         line = error.lineno or 1
         result["findings"].append(problem(path, f"cannot parse: {error.msg}", line, error.offset or 1).to_json())

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from . import __version__
-from .analysis import Settings, empty_result, lint_file, may_match, module_of, problem, triggers_for
+from .analysis import Settings, empty_result, lint_file, may_match, module_of, parses, problem, triggers_for
 from .config import Config, expand_codes
 
 PYTHON_SUFFIXES = (".py", ".pyi", ".ipynb")
@@ -184,15 +184,20 @@ class Engine:
                     continue
             modules[source.path] = module_of(source.path)
             keys[source.path] = self.key(source.path, modules[source.path], source.data)
+            task = (source.data, source.path, modules[source.path], None)
             cached = self.cache.get(keys[source.path])
             if cached is not None:
                 results[source.path] = cached
+                if cached.get("skipped"):
+                    skipped.append(task)
             elif not may_match(source.data, self.triggers()) and b"\0" not in source.data \
-                    and not source.path.endswith(".ipynb"):  # a notebook is checked after it is read
-                results[source.path] = empty_result(modules[source.path][0])
-                skipped.append((source.data, source.path, modules[source.path], None))
+                    and not source.path.endswith(".ipynb") and parses(source.data):  # a notebook is checked after it is read
+                # nothing a rule looks for: not analysed (a file that does not parse is, to say so)
+                results[source.path] = dict(empty_result(modules[source.path][0]), skipped=True)
+                self.cache.put(keys[source.path], results[source.path])
+                skipped.append(task)
             else:
-                todo.append((source.data, source.path, modules[source.path], None))
+                todo.append(task)
         for task, result in zip(todo, self._run(todo)):
             results[task[1]] = result
             self.cache.put(keys[task[1]], result)

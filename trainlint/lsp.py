@@ -10,7 +10,9 @@ from typing import Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from . import __version__
 from .analysis import lint_file, module_of, suppression_codes
@@ -27,10 +29,24 @@ def path_of(uri: str) -> str:
     return unquote(parsed.path) if parsed.scheme == "file" else uri
 
 
+class AnsweringProtocol(LanguageServerProtocol):
+    """pygls drops a request it cannot deserialize (params that do not fit the method's schema),
+    and the editor would wait for its answer forever: answer it with the JSON-RPC error."""
+
+    def structure_message(self, data):
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as error:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                self._send_response(data["id"], error=types.ResponseError(error.code, error.message))
+            raise
+
+
 class TrainlintServer(LanguageServer):
     def __init__(self):
         super().__init__(
-            "trainlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            "trainlint", __version__, protocol_cls=AnsweringProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
             notebook_document_sync=types.NotebookDocumentSyncOptions(notebook_selector=[
                 types.NotebookDocumentFilterWithCells(
                     cells=[types.NotebookCellLanguage(language="python")], notebook="jupyter-notebook")]),

@@ -107,7 +107,8 @@ def github(findings: List[dict]) -> str:
     lines = []
     for f in findings:
         properties = ",".join([
-            f"file={_escape_property(f['path'])}", f"line={f['line']}", f"col={f['column']}",
+            # GitHub matches annotations to files by their path from the repository root: no "./"
+            f"file={_escape_property(os.path.normpath(f['path']))}", f"line={f['line']}", f"col={f['column']}",
             f"endLine={f['end_line']}", f"endColumn={f['end_column']}",
             f"title={_escape_property(f['code'] + ' ' + f['name'])}",
         ])
