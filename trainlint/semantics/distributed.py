@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 
 from .dataflow import own_nodes
-from .model import FunctionFacts, Kind
-from .syntax import argument, dotted, exclusive_nodes, last_part, text
+from .model import FunctionFacts, Kind, Loop
+from .roles import Role, role_of_constructor
+from .values import inside, starts_new_run
+from .syntax import argument, dotted, exclusive_nodes, last_part, names_in, root_name, text
 
 # Module methods that convert or move every parameter: DDP's reducer keeps the tensors it saw when
 # the wrapper was built, so the gradient all-reduce no longer reaches the converted ones.
@@ -139,3 +141,57 @@ def _builds_layer_or_parameter(fn: FunctionFacts, value: ast.AST) -> bool:
         return False
     callee = fn.file.qualify(dotted(value.func) or "")
     return callee.startswith("torch.nn.") and last_part(callee)[:1].isupper()
+
+
+# Transforms that give a module new parameter tensors (DTensors, flat parameters): an optimizer
+# built before them holds tensors the model no longer uses.
+SHARDING = frozenset({"parallelize_module", "fully_shard", "FullyShardedDataParallel", "FSDP", "distribute_module"})
+_WRAPPERS = frozenset({"DistributedDataParallel", "FullyShardedDataParallel", "FSDP"})
+
+
+def sharding_calls(fn: FunctionFacts) -> Iterator[Tuple[ast.Call, str]]:
+    """(call, the module name it shards) for ``parallelize_module(model, ...)``,
+    ``fully_shard(model.layers[i])``, ``model = FSDP(model)``."""
+    for node in own_nodes(fn):
+        if isinstance(node, ast.Call) and last_part(fn.file.qualify(dotted(node.func) or "")) in SHARDING:
+            module = argument(node, 0, "module")
+            name = root_name(module) if module is not None else None
+            if name:
+                yield node, name
+
+
+def optimizers_built_from(fn: FunctionFacts) -> Iterator[Tuple[ast.Call, set]]:
+    """(constructor call, names of the modules whose parameters it takes) for each optimizer
+    built here from ``model.parameters()``-style arguments."""
+    for values in fn.assignments.values():
+        for value in values:
+            if isinstance(value, ast.Call) and role_of_constructor(fn.file.qualify(dotted(value.func) or "")) \
+                    == Role.OPTIMIZER:
+                modules = {name.rsplit(".", 1)[0] for name in names_in(value)
+                           if name.endswith((".parameters", ".named_parameters"))}
+                if modules:
+                    yield value, modules
+
+
+def wrappers_in_training_loops(fn: FunctionFacts) -> Iterator[Tuple[ast.Call, Loop]]:
+    """``DistributedDataParallel(...)``/``FSDP(...)`` built inside a loop that trains (a backward()
+    in it), unless every iteration starts a new run (a new model per fold or sweep)."""
+    for values in fn.assignments.values():
+        for value in values:
+            if not isinstance(value, ast.Call) or last_part(fn.file.qualify(dotted(value.func) or "")) not in _WRAPPERS:
+                continue
+            for loop in fn.loops:
+                if inside(value, loop) and fn.events_in(loop, Kind.BACKWARD) and not starts_new_run(fn, loop):
+                    yield value, loop
+                    break
+
+
+def bare_module_called_beside_wrapper(fn: FunctionFacts, wrapping: Wrapping) -> Optional[Loop]:
+    """A training loop that calls both the DDP wrapper and the module it wraps (``ddp(x)`` on some
+    steps, ``model(x)`` on others): the module's own calls skip the gradient all-reduce."""
+    if wrapping.module is None or wrapping.module == wrapping.wrapper:
+        return None
+    for loop in fn.loops:
+        if wrapping.wrapper in loop.invoked and wrapping.module in loop.invoked and fn.events_in(loop, Kind.BACKWARD):
+            return loop
+    return None

@@ -84,7 +84,7 @@ def starts_new_run(fn: FunctionFacts, loop: Loop) -> bool:
     restarts): an optimizer built in the loop over the parameters of a model also built there."""
     for values in fn.assignments.values():
         for value in values:
-            if not isinstance(value, ast.Call) or not _inside(value, loop):
+            if not isinstance(value, ast.Call) or not inside(value, loop):
                 continue
             role = role_of_constructor(fn.file.qualify(dotted(value.func) or ""))
             if role != Role.OPTIMIZER or not value.args:
@@ -92,12 +92,13 @@ def starts_new_run(fn: FunctionFacts, loop: Loop) -> bool:
             for name in names_in(value.args[0]):
                 model = name.rsplit(".", 1)[0] if last_part(name) in ("parameters", "named_parameters") else name
                 if model in loop.assigned and any(_fresh_module(fn, v) for v in fn.all_bindings(model)
-                                                  if _inside(v, loop)):
+                                                  if inside(v, loop)):
                     return True
     return False
 
 
-def _inside(node: ast.AST, loop: Loop) -> bool:
+def inside(node: ast.AST, loop: Loop) -> bool:
+    """Whether ``node`` is written in the body of ``loop``."""
     line = getattr(node, "lineno", 0)
     return loop.node.lineno < line <= getattr(loop.node, "end_lineno", loop.node.lineno)
 
