@@ -97,6 +97,8 @@ class OptimizerBuiltBeforeSharding(Rule):
     def check(self, facts):
         for fn in functions(facts):
             optimizers = list(optimizers_built_from(fn))
+            if not optimizers:
+                continue  # the common case: no walk over the function's nodes
             for shard, module in sharding_calls(fn):
                 for optimizer, modules in optimizers:
                     if optimizer.lineno >= shard.lineno or exclusive_nodes(fn.node, optimizer, shard):

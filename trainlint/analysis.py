@@ -3,6 +3,7 @@ comments. Runs in worker processes; everything it returns is plain JSON-able dat
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 import warnings
@@ -49,6 +50,11 @@ def parses(data: bytes) -> bool:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True
+
+
+@functools.lru_cache(maxsize=None)
+def _encoded_triggers(rule: type) -> Tuple[bytes, ...]:
+    return tuple(t.encode() for t in rule.triggers)
 
 
 def triggers_for(codes) -> Tuple[bytes, ...]:
@@ -134,6 +140,8 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
     rules = all_rules()
     for code in settings.codes:
         rule = rules[code]
+        if not may_match(data, _encoded_triggers(rule)):
+            continue  # none of its words in the file: by the triggers' contract it cannot match
         for report in rule().check(facts):
             findings.append(_finding(rule, report, path, lines, settings))
     seen = set()
