@@ -24,7 +24,7 @@ class EvalModeNeverRestored(Rule):
     name = "eval-mode-never-restored"
     severity = "error"
     summary = "model.eval() inside the training loop without .train() before the next backward()"
-    triggers = (".eval()", "train(False)")
+    triggers = (".eval()", "train(False)", "train(mode=False)")
 
     INVALID = [
         """

@@ -30,7 +30,7 @@ class MicroBatchCounterUsedAsStep(Rule):
     name = "micro-batch-counter-used-as-step"
     severity = "warning"
     summary = "a micro-batch counter used as the optimizer-step count (warm-up, EMA, schedule)"
-    triggers = ("warmup", "warm_up", "step=", "num_updates=")
+    triggers = ("warmup", "warm_up", "step=", "steps=", "num_updates=", "iteration=")
 
     INVALID = [
         """

@@ -27,6 +27,7 @@ class OptimizerBuiltBeforeSharding(Rule):
     severity = "error"
     summary = "optimizer built before the model's parameters were replaced by sharding"
     triggers = ("parallelize_module", "fully_shard", "FullyShardedDataParallel", "FSDP", "distribute_module")
+    triggers_required = True  # the wrapper's or transform's name is spelt out where it is imported or called
 
     INVALID = [
         """

@@ -28,6 +28,7 @@ class DdpWrapperInLoop(Rule):
     severity = "error"
     summary = "DDP/FSDP wrapper built inside the training loop, or the bare module trained beside it"
     triggers = ("DistributedDataParallel", "FullyShardedDataParallel", "FSDP")
+    triggers_required = True  # the wrapper's or transform's name is spelt out where it is imported or called
 
     INVALID = [
         """

@@ -31,6 +31,7 @@ class DdpModuleMovedAfterWrap(Rule):
     severity = "error"
     summary = "module converted or its parameters replaced after DistributedDataParallel wrapped it"
     triggers = ("DistributedDataParallel",)
+    triggers_required = True  # the wrapper's or transform's name is spelt out where it is imported or called
 
     INVALID = [
         """

@@ -140,8 +140,8 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
     rules = all_rules()
     for code in settings.codes:
         rule = rules[code]
-        if not may_match(data, _encoded_triggers(rule)):
-            continue  # none of its words in the file: by the triggers' contract it cannot match
+        if rule.triggers_required and not may_match(data, _encoded_triggers(rule)):
+            continue  # none of the words it cannot match without
         for report in rule().check(facts):
             findings.append(_finding(rule, report, path, lines, settings))
     seen = set()

@@ -64,6 +64,9 @@ class Rule:
     summary: ClassVar[str]
     # substrings at least one of which must occur in a file for the rule to possibly match
     triggers: ClassVar[Tuple[str, ...]]
+    # True when a file without any trigger cannot match (the rule is then not run on it); most
+    # rules' triggers only admit files to the analysis, and other words can lead to a finding
+    triggers_required: ClassVar[bool] = False
     VALID: ClassVar[List[str]] = []
     INVALID: ClassVar[List[str]] = []
 
