@@ -103,18 +103,60 @@ def returned_eval_model(fn: FunctionFacts) -> Optional[ast.AST]:
 
 
 def _frozen(fn: FunctionFacts, model: str) -> bool:
-    if any(e.kind == Kind.FREEZE and e.target == model for e in fn.own_events):
-        return True
-    for loop in fn.loops:  # for p in model.parameters(): p.requires_grad = False
+    return bool(freezes(fn, model))
+
+
+def freezes(fn: FunctionFacts, model: str, unconditional: bool = False) -> List[ast.AST]:
+    """Where ``model`` (or a module containing it) is frozen as a whole:
+    ``model.requires_grad_(False)``, ``for p in model.parameters(): p.requires_grad = False``
+    (with ``unconditional``, not the calls under an ``if``)."""
+    def covers(name: Optional[str]) -> bool:
+        return bool(name) and (model == name or model.startswith(name + "."))
+
+    found = [e.node for e in fn.own_events
+             if e.kind == Kind.FREEZE and covers(e.target) and not (unconditional and e.guards())]
+    for loop in fn.loops:
         node = loop.node
-        if isinstance(node, ast.For) and dotted(getattr(node.iter, "func", None) or node.iter) in (
-                f"{model}.parameters", f"{model}.named_parameters"):
+        if isinstance(node, ast.For) and covers(_parameters_of(node.iter)):
             for stmt in node.body:
                 if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) and stmt.value.value is False:
                     if any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in stmt.targets):
-                        return True
-    return False
+                        found.append(node)
+    return sorted(found, key=lambda node: node.lineno)
 
+
+def _parameters_of(iterable: ast.AST) -> Optional[str]:
+    """``model`` for ``model.parameters()`` / ``model.named_parameters()``."""
+    name = dotted(getattr(iterable, "func", None) or iterable) or ""
+    for suffix in (".parameters", ".named_parameters"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def may_unfreeze_after(fn: FunctionFacts, model: str, line: int) -> bool:
+    """Whether code after ``line`` may make some of ``model``'s parameters trainable again:
+    ``requires_grad_()``/``requires_grad_(True)`` on it or a part of it, any ``.requires_grad =
+    True``, or ``model`` handed to a function (``mark_only_lora_as_trainable(model)``) or
+    re-bound (``model = get_peft_model(model, config)``)."""
+    def related(name: Optional[str]) -> bool:
+        return bool(name) and (name == model or name.startswith(model + ".") or model.startswith(name + "."))
+
+    for node in ast.walk(fn.node):
+        if getattr(node, "lineno", 0) <= line:
+            continue
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "requires_grad_" and related(
+                    dotted(node.func.value)) and not (node.args and isinstance(node.args[0], ast.Constant)
+                                                      and node.args[0].value is False):
+                return True
+            if any(related(dotted(arg)) for arg in list(node.args) + [k.value for k in node.keywords]) \
+                    and role_of_constructor(fn.file.qualify(dotted(node.func) or "")) is None:
+                return True
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and node.value.value is True \
+                and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets):
+            return True
+    return any(getattr(value, "lineno", 0) > line for value in fn.assignments.get(model.split(".")[0], ()))
 
 
 def builder_uses(fn: FunctionFacts) -> Iterator[tuple]:
