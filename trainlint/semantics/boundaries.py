@@ -3,6 +3,7 @@ clears which step, what counts optimizer steps."""
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 
 from .model import Event, FileFacts, FunctionFacts, Guard, GuardKind, Kind, Loop, Unpacked
@@ -250,4 +251,66 @@ def instances_of(fn: FunctionFacts, cls: str, loop: Loop) -> bool:
         constructed = constructor_of(fn, name)
         if constructed is not None and constructed.element is None and constructed.callee == cls:
             return True
+    return False
+
+
+@dataclass
+class Window:
+    """An optimizer step that applies gradients summed over several backward() calls."""
+
+    step: Event
+    backwards: List[Event]
+    description: str  # "only when (i + 1) % k == 0", "after the micro-batch loop at line 12"
+    count: ast.AST  # the expression that sets the window's length (a boundary test, a range)
+
+
+def accumulation_windows(fn: FunctionFacts) -> Iterator[Window]:
+    """Every optimizer step that applies gradients summed over several backward() calls: a step
+    on its loop's accumulation boundary (with the backward()s off it), or a step after an inner
+    loop ``for _ in range(k)`` (k an accumulation count) that runs backward() on every iteration
+    and clears nothing."""
+    for step in fn.events_of(Kind.OPT_STEP):
+        loop = step.innermost_loop
+        if loop is not None and fn.owns(loop):
+            boundary = accumulation_boundary(fn, step, loop)
+            if boundary:
+                clears_each_time = any(not any(z.has_guard(g) for g in boundary)
+                                       for z in fn.events_in(loop, Kind.ZERO_GRAD) if may_clear_gradients_of(fn, z, step))
+                if not clears_each_time:  # else nothing accumulates (TL201's bug)
+                    yield Window(step, [b for b in backward_events_in(fn, loop) if not any(b.has_guard(g) for g in boundary)],
+                                 f"only when {describe(boundary[0])}", boundary[0].test)
+                continue
+        for inner in fn.loops:
+            if inner.parent is not loop or step.in_loop(inner) or not _counts_micro_batches(inner):
+                continue
+            backwards = [b for b in backward_events_in(fn, inner) if b.order < step.order]
+            if backwards and not any(may_clear_gradients_of(fn, z, step) for z in fn.events_in(inner, Kind.ZERO_GRAD)):
+                yield Window(step, backwards, f"after the micro-batch loop at line {inner.line}", inner.node.iter)
+
+
+def _counts_micro_batches(loop: Loop) -> bool:
+    """``for micro_step in range(gradient_accumulation_steps)``."""
+    node = loop.node
+    if not isinstance(node, (ast.For, ast.AsyncFor)) or not isinstance(node.iter, ast.Call) \
+            or dotted(node.iter.func) != "range" or len(node.iter.args) != 1:
+        return False
+    return is_accumulation_count(node.iter.args[0])
+
+
+_BATCH_SIZE_WORDS = {"batch", "bs", "nbs"}
+
+
+def sized_to_nominal_batch(fn: FunctionFacts, window: Window) -> bool:
+    """Whether the window's length is computed from batch sizes (``accumulate = nbs / batch_size``,
+    YOLO's nominal batch): the window then always holds the same number of samples, and a loss
+    that is a per-sample sum (``loss.sum() * batch_size``) is meant to add up over it; from the
+    training loop alone trainlint cannot tell a sum from a mean."""
+    for name in names_in(window.count):
+        if not is_accumulation_count(ast.Name(id=name, ctx=ast.Load())):
+            continue
+        for value in fn.all_bindings(name):
+            for node in ast.walk(value if isinstance(value, ast.AST) else ast.Pass()):
+                if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv)) and any(
+                        set(name_words(n)) & _BATCH_SIZE_WORDS for n in names_in(node)):
+                    return True
     return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Iterator, Optional, Tuple
 
+from .boundaries import is_accumulation_count
 from .model import FunctionFacts, Kind, Loop, Unpacked
 from .roles import constructor_of
 from .values import binding_before, nonzero_almost_surely
@@ -244,3 +245,75 @@ def _tensor_value(fn: FunctionFacts, value: ast.AST) -> bool:
     for name in names_in(iterable):
         words.update(name_words(name))
     return bool(words & _DATA_WORDS) and not called_names(iterable) - {"iter", "tqdm", "enumerate"} - {""}
+
+
+_SCALING_METHODS = {"div", "div_", "mul", "mul_", "true_divide", "divide", "multiply"}
+# methods through which a loss keeps its scale (``loss.mean()``, ``scaler.scale(loss)``)
+_SCALE_KEEPING_METHODS = {"mean", "sum", "float", "double", "half", "to", "squeeze", "view", "reshape", "clone",
+                          "contiguous", "scale"}
+_COLLECTING_FUNCTIONS = {"sum", "stack", "cat", "torch.stack", "torch.cat", "torch.sum", "torch.mean"}
+
+
+def loss_rescaled(fn: FunctionFacts, loss: ast.AST, depth: int = 0) -> bool:
+    """Whether the loss value ``loss`` is divided or multiplied by anything on its way from the
+    criterion (``/ k``, ``/= num_tokens``, ``* (1 / k)``, ``.div_(k)``), following the names it
+    was built from and the returns of this file's functions. A call trainlint cannot see that is
+    handed an accumulation count counts as rescaling (it may divide inside)."""
+    if depth > 6 or loss is None:
+        return False
+    if isinstance(loss, Unpacked):
+        return loss_rescaled(fn, loss.value, depth + 1)
+    if isinstance(loss, ast.AugAssign):
+        return isinstance(loss.op, (ast.Div, ast.Mult)) or loss_rescaled(fn, loss.value, depth + 1)
+    if isinstance(loss, ast.BinOp):
+        return isinstance(loss.op, (ast.Div, ast.Mult, ast.FloorDiv)) or any(
+            loss_rescaled(fn, side, depth + 1) for side in (loss.left, loss.right))
+    if isinstance(loss, ast.UnaryOp):
+        return loss_rescaled(fn, loss.operand, depth + 1)
+    if isinstance(loss, ast.IfExp):
+        return any(loss_rescaled(fn, branch, depth + 1) for branch in (loss.body, loss.orelse))
+    if isinstance(loss, ast.Subscript):
+        return loss_rescaled(fn, loss.value, depth + 1)
+    if isinstance(loss, ast.Call):
+        return _call_rescales(fn, loss, depth)
+    name = dotted(loss)
+    if name is None:
+        return False
+    values = fn.all_bindings(name)
+    if not values and "." in name:  # `outputs.loss`: what `outputs` is
+        return loss_rescaled(fn, ast.Name(id=name.split(".", 1)[0], ctx=ast.Load()), depth + 1)
+    return any(loss_rescaled(fn, value, depth + 1) for value in values)
+
+
+def _call_rescales(fn: FunctionFacts, call: ast.Call, depth: int) -> bool:
+    func = call.func
+    name = dotted(func) or ""
+    if isinstance(func, ast.Attribute):
+        if func.attr in _SCALING_METHODS:
+            return True
+        if func.attr in _SCALE_KEEPING_METHODS:
+            return any(loss_rescaled(fn, part, depth + 1) for part in [func.value] + list(call.args[:1]))
+    if name in _COLLECTING_FUNCTIONS:
+        return any(loss_rescaled(fn, arg, depth + 1) for arg in call.args[:1])
+    if any(is_accumulation_count(arg) for arg in list(call.args) + [k.value for k in call.keywords]):
+        return True
+    callee = fn.file.local_function(name, fn) if name else None
+    if callee is not None:
+        return any(ret.value is not None and loss_rescaled(callee, ret.value, depth + 1) for ret in callee.returns)
+    # a call that hands a loss on (`amp.scale_loss(loss, optimizer)`): the loss it was given
+    return any(loss_rescaled(fn, arg, depth + 1) for arg in call.args if "loss" in name_words(dotted(arg) or ""))
+
+
+def gradients_rescaled(fn: FunctionFacts) -> bool:
+    """Whether the function scales gradients by hand before stepping (``p.grad /= k``,
+    ``p.grad.div_(k)``, ``torch._foreach_div_(grads, k)``): the same effect as dividing the loss."""
+    for node in own_nodes(fn):
+        if isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Div, ast.Mult)) \
+                and last_part(dotted(node.target) or "") == "grad":
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in ("div_", "mul_") and last_part(dotted(node.func.value) or "") == "grad":
+                return True
+            if node.func.attr in ("_foreach_div_", "_foreach_mul_"):
+                return True
+    return False
