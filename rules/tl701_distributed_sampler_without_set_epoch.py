@@ -1,8 +1,7 @@
-import ast
-
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, Role, functions, role_of
-from trainlint.semantics.syntax import argument, dotted, last_part
+from trainlint.semantics.loaders import data_loaders_of, loaders_trained_on, sampler_of
+from trainlint.semantics.syntax import last_part
 from trainlint.semantics.values import callee_of, origins
 
 
@@ -93,30 +92,12 @@ class DistributedSamplerWithoutSetEpoch(Rule):
 
 
 def _samplers_trained_over_epochs(fn):
-    """DistributedSampler calls (in this file) feeding a loader that a loop inside an epoch loop
-    trains on: iterated with backward() in the batch loop, or handed to a helper that trains."""
-    for loop in fn.loops:
-        if loop.parent is not None and isinstance(loop.node, ast.For) and fn.events_in(loop, Kind.BACKWARD):
-            yield from _distributed_samplers(fn, _unwrapped(loop.node.iter))
-        if loop.parent is None and any(b.via for b in fn.events_in(loop, Kind.BACKWARD)):
-            for call in fn.events_in(loop, Kind.CALL):  # train_one_epoch(model, loader, ...) per epoch
-                for passed in call.detail["call"].args:
-                    yield from _distributed_samplers(fn, passed)
-
-
-def _unwrapped(iterable):
-    """The loader in ``enumerate(tqdm(loader))``, ``iter(loader)``."""
-    while isinstance(iterable, ast.Call) and dotted(iterable.func) in ("enumerate", "tqdm", "iter", "tqdm.tqdm") \
-            and iterable.args:
-        iterable = iterable.args[0]
-    return iterable
-
-
-def _distributed_samplers(fn, loader):
-    for made in origins(fn, loader):
-        if last_part(callee_of(made)) != "DataLoader":
+    """DistributedSampler calls (in this file) feeding a loader trained on once per epoch."""
+    for trained in loaders_trained_on(fn):
+        if not trained.per_epoch:
             continue
-        sampler = argument(made.expr, 3, "sampler")  # DataLoader(dataset, batch_size, shuffle, sampler)
-        for source in origins(made.fn, sampler) if sampler is not None else ():
-            if last_part(callee_of(source)) == "DistributedSampler":
-                yield source.expr
+        for made in data_loaders_of(fn, trained.loader):
+            sampler = sampler_of(made)
+            for source in origins(made.fn, sampler) if sampler is not None else ():
+                if last_part(callee_of(source)) == "DistributedSampler":
+                    yield source.expr

@@ -195,3 +195,28 @@ def bare_module_called_beside_wrapper(fn: FunctionFacts, wrapping: Wrapping) -> 
         if wrapping.wrapper in loop.invoked and wrapping.module in loop.invoked and fn.events_in(loop, Kind.BACKWARD):
             return loop
     return None
+
+
+def wraps_for_data_parallel(fn: FunctionFacts) -> Optional[ast.Call]:
+    """The first ``DistributedDataParallel(...)``/``FSDP(...)``/``fully_shard(...)`` call of ``fn``'s
+    own body: the function sets up data-parallel training."""
+    for node in own_nodes(fn):
+        if isinstance(node, ast.Call) and last_part(fn.file.qualify(dotted(node.func) or "")) in _WRAPPERS | {"fully_shard"}:
+            return node
+    return None
+
+
+def data_parallel_setup(fn: FunctionFacts, *others: FunctionFacts) -> Optional[ast.Call]:
+    """The wrapper call that makes the training of ``fn`` data-parallel: built in ``fn``, in one of
+    ``others`` (where its loader was built), or in a function of this file that calls ``fn``."""
+    for candidate in (fn,) + others:
+        wrapper = wraps_for_data_parallel(candidate)
+        if wrapper is not None:
+            return wrapper
+    for caller in [fn.file.module] + fn.file.functions:
+        if any(fn.file.local_function(call.target or "", caller) is fn for call in caller.own_events
+               if call.kind == Kind.CALL):
+            wrapper = wraps_for_data_parallel(caller)
+            if wrapper is not None:
+                return wrapper
+    return None
