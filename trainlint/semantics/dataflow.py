@@ -6,7 +6,7 @@ import ast
 from typing import Iterator, Optional, Tuple
 
 from .boundaries import is_accumulation_count
-from .model import FunctionFacts, Kind, Loop, Unpacked
+from .model import Event, FunctionFacts, Kind, Loop, Unpacked
 from .roles import constructor_of
 from .values import binding_before, nonzero_almost_surely
 from .syntax import called_names, dotted, last_part, name_words, names_in
@@ -317,3 +317,50 @@ def gradients_rescaled(fn: FunctionFacts) -> bool:
             if node.func.attr in ("_foreach_div_", "_foreach_mul_"):
                 return True
     return False
+
+
+_LOSS_FUNCTIONS = {"cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"}
+_LOSS_WORDS = {"loss", "criterion"}
+_NO_GRAD = {"no_grad", "inference_mode"}
+
+
+def holds_loss(fn: FunctionFacts, name: str, line: int, depth: int = 0) -> bool:
+    """Whether ``name`` holds, at ``line``, the result of a criterion (``criterion(out, y)``,
+    ``F.cross_entropy(...)``, an ``nn.*Loss`` instance, ``model(**batch).loss``) or an
+    arithmetic combination of such results."""
+    value = binding_before(fn, name, line)
+    return value is not None and _is_loss_expression(fn, value, line, depth)
+
+
+def _is_loss_expression(fn: FunctionFacts, value: ast.AST, line: int, depth: int) -> bool:
+    if depth > 3:
+        return False
+    if isinstance(value, ast.BinOp):
+        return any(_is_loss_expression(fn, side, line, depth + 1) for side in (value.left, value.right))
+    if isinstance(value, ast.Attribute) and value.attr == "loss":
+        return True  # `outputs.loss`, `model(**batch).loss`
+    if isinstance(value, ast.Name):
+        return holds_loss(fn, value.id, getattr(value, "lineno", line), depth + 1)
+    if not isinstance(value, ast.Call):
+        return False
+    callee = dotted(value.func) or ""
+    leaf = last_part(fn.file.qualify(callee))
+    if leaf in _LOSS_FUNCTIONS or leaf.endswith("_loss") or set(name_words(callee)) & _LOSS_WORDS:
+        return True
+    built = constructor_of(fn, callee) if callee else None
+    return built is not None and last_part(built.callee).endswith("Loss")
+
+
+def runs_with_grad(fn: FunctionFacts, event: Event, depth: int = 0) -> bool:
+    """Whether an event of ``fn`` surely runs with autograd recording: not under ``no_grad`` /
+    ``inference_mode`` (a block, a decorator, ``set_grad_enabled``) and, for a function, called in
+    this file from at least one place that records too. A function no code of this file calls is
+    not known to record (its callers may wrap it in ``no_grad``)."""
+    if event.in_with("no-grad") or any(last_part(d) in _NO_GRAD for d in fn.decorators):
+        return False
+    if any(isinstance(node, ast.Call) and last_part(dotted(node.func) or "") == "set_grad_enabled"
+           for node in own_nodes(fn)):
+        return False
+    if fn is fn.file.module:
+        return True
+    return depth < 3 and any(runs_with_grad(caller, call, depth + 1) for caller, call in fn.file.call_sites(fn))

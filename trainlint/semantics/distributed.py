@@ -213,10 +213,8 @@ def data_parallel_setup(fn: FunctionFacts, *others: FunctionFacts) -> Optional[a
         wrapper = wraps_for_data_parallel(candidate)
         if wrapper is not None:
             return wrapper
-    for caller in [fn.file.module] + fn.file.functions:
-        if any(fn.file.local_function(call.target or "", caller) is fn for call in caller.own_events
-               if call.kind == Kind.CALL):
-            wrapper = wraps_for_data_parallel(caller)
-            if wrapper is not None:
-                return wrapper
+    for caller, _ in fn.file.call_sites(fn):
+        wrapper = wraps_for_data_parallel(caller)
+        if wrapper is not None:
+            return wrapper
     return None

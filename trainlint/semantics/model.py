@@ -322,6 +322,11 @@ class FileFacts:
             scope = scope.parent
         return next((fn for fn in candidates if fn.parent is None and fn.class_name is None), None)
 
+    def call_sites(self, callee: FunctionFacts) -> List[Tuple[FunctionFacts, Event]]:
+        """(caller, call event) for every call of ``callee`` written in this file."""
+        return [(caller, event) for caller in [self.module] + self.functions for event in caller.own_events
+                if event.kind == Kind.CALL and self.local_function(event.target or "", caller) is callee]
+
     @property
     def methods(self) -> Dict[str, FunctionFacts]:
         """Methods by ``Class.method``."""
