@@ -1,4 +1,4 @@
-from trainlint.rule import Report, Rule
+from trainlint.rule import Report, Restructure, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.boundaries import accumulation_boundary, clears_gradients_of, describe
 
@@ -19,7 +19,8 @@ class ZeroGradEveryMicroBatch(Rule):
     (`if ACCUMULATION_STEPS == 1: optimizer.zero_grad()`) while the boundary branch clears
     gradients after stepping: a correct and common idiom.
 
-    Fix: call `optimizer.zero_grad()` right after `optimizer.step()`, inside the boundary branch.
+    Fix: call `optimizer.zero_grad()` right after `optimizer.step()`, inside the boundary branch
+    (`--fix --unsafe-fixes` moves it there).
     """
 
     code = "TL201"
@@ -190,4 +191,7 @@ class ZeroGradEveryMicroBatch(Rule):
                             zero.node,
                             f"zero_grad() here runs every micro-batch, but optimizer.step() at line {step.line} "
                             f"runs only when {describe(boundary[0])}: only the last micro-batch's gradient is applied",
+                            fix=None if zero.via or step.via else Restructure(
+                                "move zero_grad() to just after the step, inside the accumulation boundary",
+                                anchor=step.node.lineno, moved=zero.node.lineno),
                         )

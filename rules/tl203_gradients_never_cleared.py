@@ -1,6 +1,6 @@
 import ast
 
-from trainlint.rule import Report, Rule
+from trainlint.rule import Report, Restructure, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.boundaries import loop_passes_away, may_clear_gradients_of
 
@@ -18,7 +18,8 @@ class GradientsNeverCleared(Rule):
     clear them), closures passed to `step(closure)` (LBFGS), DeepSpeed engines and mmengine
     `update_params`, which clear gradients themselves.
 
-    Fix: call `optimizer.zero_grad()` after `optimizer.step()` (or before `backward()`).
+    Fix: call `optimizer.zero_grad()` after `optimizer.step()` (or before `backward()`);
+    `--fix --unsafe-fixes` inserts it after the step.
     """
 
     code = "TL203"
@@ -102,4 +103,7 @@ class GradientsNeverCleared(Rule):
                     step.node,
                     "gradients are never cleared in this training loop: each step applies the sum of every "
                     "gradient since training began; call zero_grad() after step()",
+                    fix=None if step.via or not step.target else Restructure(
+                        f"insert {step.target}.zero_grad() after the step", anchor=step.node.lineno,
+                        code=f"{step.target}.zero_grad()"),
                 )

@@ -1,4 +1,6 @@
-from trainlint.rule import Report, Rule
+import ast
+
+from trainlint.rule import Report, Restructure, Rule
 from trainlint.semantics import GuardKind, Kind, functions
 from trainlint.semantics.boundaries import describe, is_accumulation_count, loop_targets
 from trainlint.semantics.syntax import names_in
@@ -19,7 +21,8 @@ class LossRescaleInConditionalBranch(Rule):
     accumulation boundary or last partial window, and rescaling whose backward is inside the same
     branch.
 
-    Fix: move the rescale out of the branch so that it applies on every iteration.
+    Fix: move the rescale out of the branch so that it applies on every iteration
+    (`--fix --unsafe-fixes` moves it to just after the `if`; a branch left empty goes).
     """
 
     code = "TL301"
@@ -120,5 +123,16 @@ class LossRescaleInConditionalBranch(Rule):
                             rescale.node,
                             f"'{rescale.written}' is rescaled only when {describe(guard)} (line {guard.line}), "
                             f"but backward() at line {backward.line} runs on every iteration",
+                            fix=_out_of_branch(rescale, guard),
                         )
                         break
+
+
+def _out_of_branch(rescale, guard):
+    """Move the rescale to just after the ``if`` whose branch holds it (directly, not nested
+    further): it then runs on every iteration that reaches backward()."""
+    branch = guard.node
+    if rescale.via or not isinstance(branch, ast.If) or not any(rescale.node is s for s in branch.body + branch.orelse):
+        return None
+    return Restructure("move the rescale out of the branch, after it", anchor=branch.lineno,
+                       moved=rescale.node.lineno, anchor_is_block=True)

@@ -1,4 +1,4 @@
-from trainlint.rule import Report, Rule
+from trainlint.rule import Report, Restructure, Rule
 from trainlint.semantics import GuardKind, Kind, exclusive, functions
 from trainlint.semantics.boundaries import accumulation_boundary, boundary_guards, describe, is_prepared, matching_steps
 
@@ -19,7 +19,8 @@ class SchedulerStepNotAligned(Rule):
     accumulation boundary), steps inside `with accelerator.accumulate(model):`, schedulers stepped
     once per epoch outside the batch loop (see TL402).
 
-    Fix: step the scheduler (and update the EMA) right after `optimizer.step()`, in the same branch.
+    Fix: step the scheduler (and update the EMA) right after `optimizer.step()`, in the same branch
+    (`--fix --unsafe-fixes` moves it there).
     """
 
     code = "TL401"
@@ -135,7 +136,10 @@ class SchedulerStepNotAligned(Rule):
                 candidates = matching_steps(fn, event, [s for s in fn.events_in(loop, Kind.OPT_STEP) if s.innermost_loop is loop])
                 problems = [self.misalignment(fn, event, step, loop) for step in candidates]
                 if problems and all(problems):
-                    yield Report(event.node, problems[0])
+                    step = candidates[0]
+                    yield Report(event.node, problems[0], fix=None if event.via or step.via else Restructure(
+                        "move it to just after the optimizer step, under the step's guard",
+                        anchor=step.node.lineno, moved=event.node.lineno))
 
     @staticmethod
     def misalignment(fn, event, step, loop):

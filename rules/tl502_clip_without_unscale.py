@@ -1,4 +1,4 @@
-from trainlint.rule import Report, Rule
+from trainlint.rule import Report, Restructure, Rule
 from trainlint.semantics import Kind, exclusive, functions
 from trainlint.semantics.boundaries import found_in_one_helper
 
@@ -15,7 +15,7 @@ class ClipWithoutUnscale(Rule):
     Not flagged: clipping after `scaler.unscale_(optimizer)`, and `accelerator.clip_grad_norm_`
     (accelerate unscales first).
 
-    Fix: call `scaler.unscale_(optimizer)` right before clipping.
+    Fix: call `scaler.unscale_(optimizer)` right before clipping (`--fix --unsafe-fixes` inserts it).
     """
 
     code = "TL502"
@@ -84,5 +84,9 @@ class ClipWithoutUnscale(Rule):
                     continue
                 if any(backward[-1].order < u.order < clip.order and not exclusive(u, clip) for u in unscales):
                     continue
+                scaler, optimizer = step[0].detail.get("scaler"), step[0].target
                 yield Report(clip.node, f"this clips gradients that are still scaled by the GradScaler (backward() "
-                                        f"at line {backward[-1].line}): call scaler.unscale_(optimizer) first")
+                                        f"at line {backward[-1].line}): call scaler.unscale_(optimizer) first",
+                             fix=None if clip.via or not (scaler and optimizer) else Restructure(
+                                 f"insert {scaler}.unscale_({optimizer}) before the clip", anchor=clip.node.lineno,
+                                 after=False, code=f"{scaler}.unscale_({optimizer})"))

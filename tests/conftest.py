@@ -17,3 +17,11 @@ def lint_text(source: str, codes=None, path="example.py"):
 @pytest.fixture
 def lint():
     return lint_text
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A fresh current folder with its own trainlint cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRAINLINT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path

@@ -46,8 +46,10 @@ def test_json_contract(project):
     assert finding == {
         "code": "TL201", "name": "zero-grad-every-micro-batch", "severity": "error",
         "message": finding["message"], "path": os.path.join("src", "train.py"), "line": 2, "column": 5,
-        "end_line": 2, "end_column": 26, "fix": None,
+        "end_line": 2, "end_column": 26, "fix": finding["fix"],
     }
+    assert finding["fix"]["safe"] is False and finding["fix"]["message"].startswith("move zero_grad()")
+    assert [(e["line"], e["column"], e["end_line"], e["end_column"]) for e in finding["fix"]["edits"]] == [(2, 1, 7, 1)]
     assert "line 6" in finding["message"] and "(i + 1) % accum == 0" in finding["message"]
 
 
@@ -57,7 +59,7 @@ def test_text_output_and_clean_exit(project):
     code, output = run("check", "bad.py")
     assert code == 1
     assert output.startswith("bad.py:2:5: TL201 ")
-    assert output.rstrip().endswith("Found 1 finding (1 error).")
+    assert output.rstrip().endswith("Found 1 finding (1 error). 1 more with --fix --unsafe-fixes.")
     assert run("check", "good.py") == (0, "All checks passed!\n")
 
 
@@ -225,11 +227,15 @@ def test_cross_file_validation_helper(project):
     assert [(f["code"], f["line"]) for f in findings] == [("TL102", 9)]
 
 
-def test_check_never_imports_torch(project):
-    write(project / "train.py", BUGGY)
+@pytest.mark.parametrize("source, libcst_needed", [
+    (BUGGY, True),  # a structural fix is computed with LibCST
+    ("for images, labels in loader:\n    images.cuda()\n", False),  # a text fix, and nothing else to pay for
+])
+def test_check_never_imports_torch(project, source, libcst_needed):
+    write(project / "train.py", source)
     probe = ("import sys\nfrom trainlint.cli import main\nsys.argv = ['trainlint', 'check', 'train.py', '--no-cache']\n"
              "try:\n    main()\nexcept SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'\n"
-             "assert 'libcst' not in sys.modules, 'libcst imported'\n")
+             f"assert ('libcst' in sys.modules) == {libcst_needed}, 'libcst imported or not'\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -291,7 +297,7 @@ def test_statistics_and_quiet(project):
     code, output = run("check", ".", "--statistics", "--format", "json")
     assert json.loads(output) == [{"code": "TL201", "name": "zero-grad-every-micro-batch", "count": 2, "fixable": 0}]
     code, output = run("check", ".", "-q")
-    assert code == 1 and output.splitlines() == ["Found 2 findings (2 errors)."]
+    assert code == 1 and output.splitlines() == ["Found 2 findings (2 errors). 2 more with --fix --unsafe-fixes."]
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")

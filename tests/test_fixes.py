@@ -7,13 +7,6 @@ from click.testing import CliRunner
 from trainlint.cli import cli
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TRAINLINT_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path
-
-
 def fix(workdir, source, *flags):
     path = workdir / "train.py"
     path.write_text(textwrap.dedent(source))

@@ -103,6 +103,12 @@ def test_diagnostics_on_open_change_and_code_actions(client, tmp_path):
     [suppress] = [a for a in reply["result"] if a["title"] == "Suppress TL201 on this line"]
     [edit] = suppress["edit"]["changes"][uri]
     assert edit["newText"] == "    optimizer.zero_grad()  # noqa: TL201"
+    [move] = [a for a in reply["result"] if a["title"].startswith("Fix (unsafe) TL201: move zero_grad()")]
+    assert not move.get("isPreferred")
+    [edit] = move["edit"]["changes"][uri]
+    lines = BUGGY.splitlines(keepends=True)
+    start, end = edit["range"]["start"]["line"], edit["range"]["end"]["line"]
+    assert "".join(lines[:start]) + edit["newText"] + "".join(lines[end:]) == FIXED
 
     client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2},
                                              "contentChanges": [{"text": FIXED}]})

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Dict, List, Optional, Tuple
 
-from .rule import Finding, Fix, Report, all_rules
+from .rule import Finding, Fix, Report, Restructure, all_rules
 from .hints import Hints
 
 MAX_BYTES = 20 * 1024 * 1024
@@ -135,7 +135,8 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         result["findings"].append(problem(path, f"cannot parse: {error}").to_json())
         return result
     facts = analyze(tree, path, module_name, package, settings.hints, index)
-    lines = split_lines(decode(data))
+    text = decode(data)
+    lines = split_lines(text)
     findings: List[Finding] = []
     rules = all_rules()
     for code in settings.codes:
@@ -143,7 +144,7 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         if rule.triggers_required and not may_match(data, _encoded_triggers(rule)):
             continue  # none of the words it cannot match without
         for report in rule().check(facts):
-            findings.append(_finding(rule, report, path, lines, settings))
+            findings.append(_finding(rule, report, path, text, lines, settings))
     seen = set()
     comments = suppression_comments(lines)
     used = set()
@@ -176,10 +177,16 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
     return result
 
 
-def _finding(rule, report: Report, path: str, lines: List[str], settings: Settings) -> Finding:
+def _finding(rule, report: Report, path: str, text: str, lines: List[str], settings: Settings) -> Finding:
     line, column, end_line, end_column = _span(report.node, lines)
     severity = settings.severities.get(rule.code) or report.severity or rule.severity
-    fix = _fix_json(report.fix, lines) if report.fix is not None else None
+    if isinstance(report.fix, Restructure):
+        from .restructure import restructure_edits  # LibCST: only for files with such a finding
+
+        edits = restructure_edits(text, report.fix)
+        fix = {"message": report.fix.message, "safe": report.fix.safe, "edits": edits} if edits else None
+    else:
+        fix = _fix_json(report.fix, lines) if report.fix is not None else None
     return Finding(rule.code, rule.name, severity, report.message, path, line, column, end_line, end_column, fix)
 
 

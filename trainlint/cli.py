@@ -79,10 +79,14 @@ def check(paths, output_format, select, extend_select, ignore, fail_on, exclude,
     except ConfigError as error:
         raise click.exceptions.Exit(_fail(str(error)))
     if fix or diff:
-        from .fixes import fixed_sources, unified_diff
+        from .fixes import fix_until_stable, unified_diff
+
+        def relint(path: str, text: str) -> list:
+            encoding = "utf-8" if stdin is not None and path == stdin.path else _encoding_of(path)
+            return engine.lint([], SourceFile(path, text.encode(encoding)))
 
         sources = {f["path"]: _read_text(f["path"], stdin) for f in findings if f.get("fix")}
-        fixed = fixed_sources(findings, sources, unsafe_fixes)
+        fixed = fix_until_stable(findings, sources, unsafe_fixes, relint)
         if diff:
             for path in sorted(fixed):
                 click.echo(unified_diff(path, sources[path], fixed[path][0]), nl=False)

@@ -1,5 +1,5 @@
 """`trainlint lsp`: a language server over stdio (pygls). Diagnostics on open, change (debounced)
-and save; code actions for safe fixes and for suppressing a finding on its line; notebooks
+and save; code actions for fixes (unsafe ones say so in their title) and for suppressing a finding on its line; notebooks
 (notebookDocument/*) linted as one module with diagnostics published per cell. Each document is
 linted alone with the settings of the pyproject.toml above it."""
 from __future__ import annotations
@@ -117,13 +117,16 @@ def code_actions(uri: str, lines: List[str], diagnostics: List[types.Diagnostic]
         if diagnostic.source != "trainlint":
             continue
         fix = (diagnostic.data or {}).get("fix") if isinstance(diagnostic.data, dict) else None
-        if fix and fix.get("safe"):
+        if fix:
             edits = [types.TextEdit(types.Range(types.Position(e["line"] - 1, e["column"] - 1),
                                                 types.Position(e["end_line"] - 1, e["end_column"] - 1)), e["content"])
                      for e in fix["edits"]]
+            # an unsafe fix changes when code runs: offered, never preferred, and it says so
+            label = "Fix" if fix.get("safe") else "Fix (unsafe)"
             actions.append(types.CodeAction(
-                title=f"Fix {diagnostic.code}: {fix['message']}", kind=types.CodeActionKind.QuickFix,
-                diagnostics=[diagnostic], is_preferred=True, edit=types.WorkspaceEdit(changes={uri: edits})))
+                title=f"{label} {diagnostic.code}: {fix['message']}", kind=types.CodeActionKind.QuickFix,
+                diagnostics=[diagnostic], is_preferred=bool(fix.get("safe")),
+                edit=types.WorkspaceEdit(changes={uri: edits})))
         line = diagnostic.range.start.line
         text = lines[line] if line < len(lines) else ""
         insertion, column = suppression_edit(text.rstrip("\r\n"), str(diagnostic.code))

@@ -51,7 +51,9 @@ def summary_line(findings: List[dict]) -> str:
     parts = [f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in ("error", "warning", "info") if counts[s]]
     noun = "finding" if len(findings) == 1 else "findings"
     fixable = sum(1 for f in findings if f.get("fix") and f["fix"]["safe"])
+    unsafe = sum(1 for f in findings if f.get("fix") and not f["fix"]["safe"])
     hint = f" [*] {fixable} fixable with --fix." if fixable else ""
+    hint += f" {unsafe} more with --fix --unsafe-fixes." if unsafe else ""
     return f"Found {len(findings)} {noun} ({', '.join(parts)}).{hint}"
 
 

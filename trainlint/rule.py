@@ -31,13 +31,31 @@ class Fix:
 
 
 @dataclass
+class Restructure:
+    """A structural fix, applied with LibCST (comments and formatting kept): put a statement just
+    after (or before) the statement that starts on line ``anchor``, in the same block. The
+    statement is either moved from line ``moved`` (its comment lines travel with it) or new
+    (``code``). The anchor is a simple statement alone on its line, or, with ``anchor_is_block``,
+    a compound one (an ``if``) taken as a whole. Changing when code runs is never certain to be
+    equivalent: unsafe by default."""
+
+    message: str
+    anchor: int
+    after: bool = True
+    moved: Optional[int] = None
+    code: Optional[str] = None
+    anchor_is_block: bool = False
+    safe: bool = False
+
+
+@dataclass
 class Report:
     """What a rule says about one place; the engine turns it into a Finding."""
 
     node: ast.AST
     message: str
     severity: Optional[str] = None  # overrides the rule's default (e.g. TL101 escalates to error)
-    fix: Optional[Fix] = None
+    fix: Union[Fix, Restructure, None] = None
 
 
 @dataclass
