@@ -81,18 +81,65 @@ def activation_of(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -
         leaf = last_part(callee) if callee else (expr.func.attr if isinstance(expr.func, ast.Attribute) else "")
         if leaf in _ACTIVATIONS and (callee.startswith("torch") or isinstance(expr.func, ast.Attribute)):
             return _ACTIVATIONS[leaf], expr
-        forward = _local_forward(fn, expr)
-        if forward is not None and depth < 2:  # model(x) whose class's forward ends in softmax
-            found = [activation_of(forward, ret.value, ret.lineno, depth + 1) for ret in forward.returns if ret.value]
-            if found and all(found) and len({f[0] for f in found}) == 1:
-                return found[0][0], expr
-        return None
+        module = _activation_module(fn, expr)
+        if module is not None:  # self.head(x) with self.head = nn.Sequential(..., nn.Softmax(1))
+            return module
+        return _returned_activation(fn, expr, None, depth)
     name = dotted(expr)
     if name is not None and "." not in name and depth < 2:
         value = binding_before(fn, name, line)
+        if isinstance(value, Unpacked) and isinstance(value.value, ast.Call):  # pred, aux = model(x)
+            return _returned_activation(fn, value.value, value.index, depth)
         if isinstance(value, ast.expr):
             return activation_of(fn, value, value.lineno, depth + 1)
     return None
+
+
+def _returned_activation(fn: FunctionFacts, call: ast.Call, element: Optional[int],
+                         depth: int) -> Optional[Tuple[str, ast.AST]]:
+    """The activation every return of the module's ``forward`` that ``call`` runs ends in (the
+    ``element``-th item of the returned tuple, when the result is unpacked), and where the first
+    of them is applied."""
+    forward = _local_forward(fn, call)
+    if forward is None or depth >= 2:
+        return None
+    found = []
+    for ret in forward.returns:
+        value = ret.value
+        if element is not None:
+            if not isinstance(value, ast.Tuple) or element >= len(value.elts):
+                return None
+            value = value.elts[element]
+        found.append(activation_of(forward, value, ret.lineno, depth + 1) if value is not None else None)
+    if found and all(found) and len({f[0] for f in found}) == 1:
+        return found[0]
+    return None
+
+
+_ACTIVATION_MODULES = {"Softmax": "softmax", "Sigmoid": "sigmoid"}
+
+
+def _activation_module(fn: FunctionFacts, call: ast.Call) -> Optional[Tuple[str, ast.AST]]:
+    """("softmax" | "sigmoid", the layer) when ``call`` runs a module that ends in that
+    activation: bound to ``nn.Softmax(dim=1)``, or to an ``nn.Sequential(...)`` whose last layer
+    is one."""
+    name = dotted(call.func)
+    found = [_last_activation(fn, value) for value in (fn.all_bindings(name) if name else [])]
+    if found and all(found) and len({f[0] for f in found}) == 1:
+        return found[0]
+    return None
+
+
+def _last_activation(fn: FunctionFacts, value: ast.AST) -> Optional[Tuple[str, ast.AST]]:
+    if not isinstance(value, ast.Call):
+        return None
+    callee = fn.file.qualify(dotted(value.func) or "")
+    if not callee.startswith("torch.nn."):
+        return None
+    if last_part(callee) == "Sequential" and value.args and not isinstance(value.args[-1], ast.Starred):
+        return _last_activation(fn, value.args[-1])
+    kind = _ACTIVATION_MODULES.get(last_part(callee))
+    return (kind, value) if kind else None
 
 
 
