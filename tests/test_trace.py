@@ -206,3 +206,57 @@ def test_torchrun_two_ranks_gloo(tmp_path, diverge):
     else:
         assert not divergent and result.returncode == 0
         assert [r["steps"] for r in report["ranks"]] == [4, 4]
+
+
+REPLICA_SCRIPT = """\
+import sys, torch, torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+mode = sys.argv[1]
+if mode != "no-process-group":
+    dist.init_process_group("gloo")
+torch.manual_seed(0)
+model = torch.nn.Linear(4, 1)
+wrapped = DDP(model) if mode != "no-process-group" else model
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+rank = dist.get_rank() if mode != "no-process-group" else int(__import__("os").environ["RANK"])
+torch.manual_seed(1 + rank)  # each rank its own data, as a sampler would give
+for i in range(8):
+    opt.zero_grad()
+    forward = model if mode == "bare-on-odd-steps" and i % 2 else wrapped
+    forward(torch.randn(8, 4)).pow(2).mean().backward()
+    opt.step()
+if mode != "no-process-group":
+    dist.destroy_process_group()
+"""
+
+
+def torchrun_trace(tmp_path, script, *script_args):
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    if not os.path.exists(torchrun):
+        pytest.skip("torchrun is not installed next to this Python")
+    path = tmp_path / "train.py"
+    path.write_text(script)
+    import socket
+
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "trainlint", "trace", "--steps", "4", "--timeout", "120", "--format", "json", "--",
+               torchrun, "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}", str(path),
+               *script_args]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=240)
+    return result, json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("mode, drifts", [("bare-on-odd-steps", True), ("ddp-every-step", False),
+                                          ("no-process-group", False)])
+def test_replica_divergence_under_torchrun(tmp_path, mode, drifts):
+    result, report = torchrun_trace(tmp_path, REPLICA_SCRIPT, mode)
+    assert [r["steps"] for r in report["ranks"]] == [4, 4]
+    drift = [f for f in report["findings"] if f["code"] == "TR011"]
+    if drifts:
+        [finding] = drift
+        assert "after optimizer step 2" in finding["message"] and "weight" in finding["message"]
+        assert result.returncode == 1
+    else:
+        assert drift == [] and result.returncode == 0, report["findings"]

@@ -11,7 +11,7 @@ from typing import List, Optional
 from ..config import find_pyproject, load
 from ..engine import Engine
 from ..rule import SEVERITIES, all_rules
-from .checks import evidence, runtime_findings, sites_that_ran, verdicts
+from .checks import evidence, replica_fingerprints, runtime_findings, sites_that_ran, verdicts
 from .distributed import merge
 from .recorder import Recorder
 from .runner import run
@@ -65,6 +65,7 @@ def observe(recorder: Recorder, outcome) -> dict:
         "runtime": runtime_findings(recorder),
         "ran": {kind: sorted([list(site) for site in sites]) for kind, sites in sites_that_ran(recorder).items()},
         "unchecked": unchecked(recorder, outcome), "tracer_error": recorder.broken, "timeline": timeline(recorder),
+        "fingerprints": replica_fingerprints(recorder),
     }
 
 

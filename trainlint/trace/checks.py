@@ -271,3 +271,16 @@ def verdicts(static: List[dict], found: Dict[str, list], ran: Dict[str, set]) ->
         results.append({"code": code, "name": code, "severity": "error", "message": message, "path": site[0],
                         "line": site[1], "verdict": "runtime-only"})
     return results
+
+
+def replica_fingerprints(recorder: Recorder) -> Optional[List[List[list]]]:
+    """Per optimizer step, [name, norm after the step] of each parameter it moved: what ranks
+    compare to find replicas that drifted apart. Only for a model trained through
+    DistributedDataParallel, whose replicas must stay identical (sharded models, FSDP or tensor
+    parallel, hold different shards on each rank by design)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if not any(isinstance(root.module, DistributedDataParallel) for root in recorder.roots.values()):
+        return None
+    names = parameter_names(recorder)
+    return [[[names(p), norm] for p, norm in zip(stat.moved, stat.after.read())] for stat in recorder.step_stats]

@@ -1,9 +1,11 @@
 """`trainlint trace -- torchrun [OPTIONS] SCRIPT [ARGS]`: every rank is traced (see rank.py) and
 the per-rank reports are merged here; ranks that disagree on how many optimizer steps they took
-are a finding of their own (TR010)."""
+are a finding of their own (TR010), and so are DDP replicas whose weights differ after a step
+(TR011)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -51,6 +53,15 @@ def merge(reports: List[dict]) -> dict:
                                     f"stepped when the others did not, so replicas drift apart",
                          "path": first["findings"][0]["path"] if first["findings"] else "", "line": 0,
                          "verdict": None, "ranks": sorted(counts)})
+    drift = first_divergence(reports)
+    if drift is not None and len(set(counts.values())) == 1:
+        step, name, norms = drift
+        findings.append({"code": "TR011", "name": "replica-divergence", "severity": "error",
+                         "message": f"the DDP replicas' weights differ after optimizer step {step}: {name} has norm "
+                                    + ", ".join(f"{norm:.6g} on rank {rank}" for rank, norm in norms.items())
+                                    + " (a step taken without the gradient all-reduce, e.g. through the bare module)",
+                         "path": first["findings"][0]["path"] if first["findings"] else "", "line": 0,
+                         "verdict": None, "ranks": sorted(counts)})
     unchecked = [f"rank {r['rank']}: {r['unchecked']}" for r in reports if r.get("unchecked")]
     return {"steps": max(counts.values()), "micro_batches": first["micro_batches"],
             "script_exit": first["script_exit"], "exit_code": first["exit_code"], "error": first["error"],
@@ -58,3 +69,27 @@ def merge(reports: List[dict]) -> dict:
             "tracer_error": next((r["tracer_error"] for r in reports if r.get("tracer_error")), None),
             "findings": findings, "timeline": first["timeline"],
             "ranks": [{k: r[k] for k in ("rank", "steps", "micro_batches", "script_exit")} for r in reports]}
+
+
+_REPLICA_TOLERANCE = 1e-5  # relative: all-reduced replicas are bit-identical; this only absorbs float noise
+
+
+def first_divergence(reports: List[dict]) -> Optional[tuple]:
+    """(step, parameter, {rank: norm}) for the first optimizer step after which a DDP parameter's
+    norm differs between ranks; None when they agree, or when the ranks' fingerprints cannot be
+    compared (not DDP, different parameters)."""
+    prints = [r.get("fingerprints") for r in reports]
+    if len(prints) < 2 or any(p is None for p in prints):
+        return None
+    for step, rows in enumerate(zip(*prints), 1):
+        if len({len(row) for row in rows}) != 1:
+            return None
+        for entries in zip(*rows):
+            if len({name for name, _ in entries}) != 1:
+                return None
+            norms = [norm for _, norm in entries]
+            if not all(math.isfinite(n) for n in norms):
+                continue  # non-finite weights are TR005's finding
+            if max(norms) - min(norms) > _REPLICA_TOLERANCE * max(max(abs(n) for n in norms), 1e-12):
+                return step, entries[0][0], {r["rank"]: norm for r, (_, norm) in zip(reports, entries)}
+    return None

@@ -119,6 +119,7 @@ class StepStats:
     grads: Norms  # gradient norm of each parameter (None: no gradient)
     before: Norms  # norms of the parameters that had a gradient, before the step
     after: Norms  # and after it
+    moved: List[torch.Tensor]  # those parameters (the ones `before` and `after` measure)
 
     def grad_norms(self) -> List[Optional[float]]:
         return self.grads.read()
@@ -371,7 +372,7 @@ class Recorder:
                 p.grad is grad for p in manual["params"]):
             self.uncleared_steps.append(manual["site"])  # the next backward() adds to the gradients just applied
         self.step_stats.append(StepStats(manual["params"], [0] * len(manual["params"]), [], manual["grads"],
-                                         manual["before"], after))
+                                         manual["before"], after, manual["params"]))
         # the update ran after that backward() (where else it ran is not known): the step goes there
         for later in self.events[manual["at"]:]:
             later.step += 1
@@ -458,7 +459,7 @@ class Recorder:
         after = self.norms(pending["moving"])
         self._last_norms[id(opt)] = (pending["moving"], after)
         self.step_stats.append(StepStats(pending["params"], pending["groups"], pending["lr"], pending["grads"],
-                                         pending["before"], after))
+                                         pending["before"], after, pending["moving"]))
         first = next((p.grad for p in pending["params"] if p.grad is not None), None)
         self._last_grads[id(opt)] = weakref.ref(first) if first is not None else None
         self._cleared[id(opt)] = False
