@@ -109,6 +109,36 @@ def test_script_endings(tmp_path, after, script_exit, exit_code, error):
     assert marker.exists()
 
 
+def test_script_traceback_shows_user_frames_only(tmp_path):
+    """An error raised inside a PyTorch call the tracer wraps (optimizer.step): the report's
+    traceback reads as the script's own run would, from its module frame down into torch."""
+    script = tmp_path / "crash.py"
+    script.write_text(textwrap.dedent("""\
+        import torch
+
+        class Exploding(torch.optim.SGD):
+            def step(self, closure=None):
+                raise RuntimeError("boom in step")
+
+        def train(model, opt):
+            for _ in range(3):
+                opt.zero_grad()
+                model(torch.randn(2, 4)).sum().backward()
+                opt.step()
+
+        model = torch.nn.Linear(4, 1)
+        train(model, Exploding(model.parameters(), lr=0.1))
+        """))
+    report = trace(str(script), [], steps=8)
+    error = report["error"]
+    assert report["script_exit"] == "exception" and error.startswith("Traceback (most recent call last):")
+    frames = [line for line in error.splitlines() if line.startswith('  File "')]
+    names = [line.split(", in ")[-1] for line in frames]
+    assert names[:2] == ["<module>", "train"] and names[-1] == "step", error  # torch's own frames may sit between
+    assert "runpy" not in error and os.path.join("trainlint", "trace") not in error
+    assert error.rstrip().endswith("RuntimeError: boom in step")
+
+
 def test_timeout(tmp_path):
     script = tmp_path / "slow.py"
     script.write_text("import time\nwhile True:\n    time.sleep(0.01)\n")

@@ -78,4 +78,29 @@ def _execute(target: str, module: bool) -> Outcome:
     except KeyboardInterrupt:
         return Outcome("exception", error="KeyboardInterrupt")
     except BaseException as error:  # the script's own crash, reported as the script's error
-        return Outcome("exception", error="".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        return Outcome("exception", error=user_traceback(error))
+
+
+_TRACER_FOLDER = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_RUNPY = {os.path.abspath(runpy.__file__), "<frozen runpy>"}
+
+
+def _users(frame: traceback.FrameSummary) -> bool:
+    return frame.filename not in _RUNPY and not frame.filename.startswith(_TRACER_FOLDER)
+
+
+def user_traceback(error: BaseException) -> str:
+    """The error's traceback as the script would have shown it run alone: without the frames of
+    runpy and of the tracer (its runner, its wrappers around PyTorch calls), chained errors too."""
+    report = traceback.TracebackException(type(error), error, error.__traceback__)
+    seen = set()
+    pending = [report]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.stack = traceback.StackSummary.from_list(
+            [frame for frame in current.stack if _users(frame)])
+        pending.extend(chained for chained in (current.__cause__, current.__context__) if chained is not None)
+    return "".join(report.format())
