@@ -125,6 +125,19 @@ CASES = {
             scaler.scale(nn.functional.mse_loss(model(x), y)).backward()
             opt.step()
         """, {"TL501"}),
+    "TL208 a NaN loss skipped after its backward, gradients kept": ("""\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for i, (x, y) in enumerate(data):
+            loss = nn.functional.mse_loss(model(x), y)
+            if i == 2:
+                loss = loss * float("nan")
+            loss.backward()
+            if not torch.isfinite(loss):
+                continue
+            opt.step()
+            opt.zero_grad()
+        """, {"TL208"}),
     "TL102 model left in eval mode after validation": ("""\
         model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 1))
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
