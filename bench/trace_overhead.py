@@ -12,7 +12,8 @@ tracer itself does not). Reported: the median step time of each phase over all i
 ratios traced/after (the cost while tracing) and after/before (what lingers once tracing
 stopped), and the median over rounds of each traced block's median over the untraced block right
 after it (paired: insensitive to drift between rounds). "hooks only" is the tracer without its
-per-step norm passes, to tell the two costs apart. `--control` runs the same schedule with nothing
+per-step norm passes, to tell the two costs apart; "tracer + line evidence" also counts every line of
+the training step (trace.lines: sys.monitoring on Python 3.12+). `--control` runs the same schedule with nothing
 installed: its ratios are the machine's noise.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+from trainlint.trace.lines import LineCounter  # noqa: E402
 from trainlint.trace.recorder import Recorder  # noqa: E402
 
 
@@ -84,6 +86,8 @@ def measure(name, build, rounds, block, warm_up_s, variants):
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    WithLineEvidence.lines = {os.path.abspath(step.__code__.co_filename): {
+        line: {"TL702"} for _, _, line in step.__code__.co_lines() if line and line > step.__code__.co_firstlineno}}
     started = time.monotonic()
     while time.monotonic() - started < warm_up_s:  # until the GPU's clocks settle where they will stay
         step()
@@ -131,7 +135,23 @@ class NothingInstalled(Recorder):
         pass
 
 
-VARIANTS = {"tracer": Recorder, "hooks only": WithoutStepNorms}
+class WithLineEvidence(Recorder):
+    """The tracer with line evidence on, counting every line of the training step (as if each
+    were a finding's line): sys.monitoring on Python 3.12+, the scoped call filter before."""
+
+    lines: dict = {}  # set by measure(): the step function's file and lines
+
+    def install(self):
+        super().install()
+        self.line_counter = LineCounter(self.lines, lambda: self.micro)
+        self.line_counter.install()
+
+    def uninstall(self):
+        self.line_counter.uninstall()
+        super().uninstall()
+
+
+VARIANTS = {"tracer": Recorder, "hooks only": WithoutStepNorms, "tracer + line evidence": WithLineEvidence}
 
 
 def main():
@@ -151,13 +171,14 @@ def main():
           "median step times"
           + (" (CONTROL: nothing installed)" if args.control else ""))
     print("| model | params | before ms | traced ms | after ms | traced ÷ after | (paired) | after ÷ before "
-          "| hooks only ÷ after | (paired) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| hooks only ÷ after | (paired) | with line evidence ÷ after | (paired) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        tracer, hooks = r["tracer"], r["hooks only"]
+        tracer, hooks, lines = r["tracer"], r["hooks only"], r["tracer + line evidence"]
         print(f"| {r['model']} | {r['params'] / 1e6:.0f}M | {r['untraced_ms']:.2f} | {tracer['traced_ms']:.2f} | "
               f"{r['after_ms']:.2f} | {tracer['traced_ratio']:.3f} | {tracer['paired_ratio']:.3f} | "
-              f"{r['after_ratio']:.3f} | {hooks['traced_ratio']:.3f} | {hooks['paired_ratio']:.3f} |")
+              f"{r['after_ratio']:.3f} | {hooks['traced_ratio']:.3f} | {hooks['paired_ratio']:.3f} | "
+              f"{lines['traced_ratio']:.3f} | {lines['paired_ratio']:.3f} |")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=1)

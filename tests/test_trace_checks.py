@@ -138,6 +138,23 @@ CASES = {
             opt.step()
             opt.zero_grad()
         """, {"TL208"}),
+    "TL403 optimizer built on every iteration (line evidence)": ("""\
+        model = nn.Linear(4, 1)
+        for x, y in data:
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        """, {"TL403"}),
+    "TL702 tensor .to() result discarded (line evidence)": ("""\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for x, y in data:
+            y.to(torch.float64)
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        """, {"TL702"}),
     "TL102 model left in eval mode after validation": ("""\
         model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 1))
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -235,6 +252,49 @@ def test_confirmed_finding_says_what_the_run_showed(tmp_path):
     # 6 steps of 4 micro-batches; the 6th step ends the trace before its scheduler.step(), and the
     # step the scheduler's constructor takes is not the loop's
     assert finding["observed"] == "the scheduler stepped 23 times for 6 optimizer steps (train.py:13)"
+
+
+def test_line_evidence_says_what_ran(tmp_path):
+    body = """\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for i, (x, y) in enumerate(data):
+            loss = nn.functional.mse_loss(model(x), y)
+            if i == 0:
+                loss = loss / 4
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        """
+    codes, report = observed(tmp_path, body)
+    [finding] = [f for f in report["findings"] if f["code"] == "TL301"]
+    assert finding["verdict"] == "confirmed"
+    assert finding["observed"].startswith("line 10 ran in 1 of the 6 iterations that reached backward()")
+
+
+def test_line_evidence_never_replaces_another_tracer(tmp_path):
+    """Under a debugger or coverage (a trace function already set) the other tool keeps its
+    tracer. Before Python 3.12 line evidence then stays off and the report says what was not
+    checked; 3.12's sys.monitoring lets both run."""
+    body = CASES["TL403 optimizer built on every iteration (line evidence)"][0]
+    script = tmp_path / "train.py"
+    script.write_text(PRELUDE + textwrap.dedent(body))
+
+    def other_tool(frame, event, arg):
+        return None
+
+    sys.settrace(other_tool)
+    try:
+        report = trace(str(script), [], steps=4)
+        assert sys.gettrace() is other_tool
+    finally:
+        sys.settrace(None)
+    [finding] = [f for f in report["findings"] if f["code"] == "TL403"]
+    if hasattr(sys, "monitoring"):
+        assert finding["verdict"] == "confirmed" and report["unchecked"] is None
+    else:
+        assert finding["verdict"] == "not-observed"
+        assert "line evidence was off" in report["unchecked"]
 
 
 def test_non_finite_gradient_names_the_parameter(tmp_path):

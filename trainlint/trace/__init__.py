@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import site
 import sysconfig
-from typing import List, Optional
+from typing import Dict, List, Optional, Set
 
 from ..config import find_pyproject, load
 from ..engine import Engine
 from ..rule import SEVERITIES, all_rules
-from .checks import evidence, replica_fingerprints, runtime_findings, sites_that_ran, verdicts
+from .checks import LINE_EVIDENCE, evidence, line_evidence, replica_fingerprints, runtime_findings, sites_that_ran, verdicts
 from .distributed import merge
+from .lines import LineCounter
 from .recorder import Recorder
 from .runner import run
 from .spawn import following_spawn
@@ -36,14 +37,15 @@ def user_files(target: str, imported: List[str], module: bool) -> List[str]:
 def trace(target: str, args: List[str], steps: int = 8, timeout: Optional[float] = None,
           module: bool = False) -> dict:
     recorder = Recorder(steps)
+    lines = LineCounter({} if module else line_targets(target), lambda: recorder.micro)
     with following_spawn(steps, timeout) as workers:
-        outcome = run(target, args, recorder, timeout, module)
+        outcome = run(target, args, recorder, timeout, module, lines)
     files = user_files(target, outcome.imported, module)
     config = load(find_pyproject(files[0] if files else os.getcwd()))
     static = Engine(config).lint(files) if files else []
     static = [dict(f, abspath=os.path.abspath(f["path"])) for f in static if f["code"] != "TL000"]
     recorder.untraced_processes = workers.untraced
-    own = conclude(observe(recorder, outcome), static)
+    own = conclude(observe(recorder, outcome, lines), static)
     if not workers.observations:
         return own
     reports = [conclude(observation, static) for observation in workers.observations]
@@ -55,16 +57,37 @@ def trace(target: str, args: List[str], steps: int = 8, timeout: Optional[float]
     return merged
 
 
-def observe(recorder: Recorder, outcome) -> dict:
+def line_targets(target: str) -> Dict[str, Dict[int, Set[str]]]:
+    """The lines whose running is the evidence for a static finding (LINE_EVIDENCE rules), in the
+    script and the Python files beside it, found before the run."""
+    folder = os.path.dirname(os.path.abspath(target))
+    paths = sorted({os.path.abspath(target)} | {os.path.join(folder, name) for name in os.listdir(folder)
+                                                  if name.endswith(".py")})
+    config = load(find_pyproject(target))
+    targets: Dict[str, Dict[int, Set[str]]] = {}
+    for finding in Engine(config).lint(paths):
+        if finding["code"] in LINE_EVIDENCE:
+            lines = targets.setdefault(os.path.abspath(finding["path"]), {})
+            lines.setdefault(finding["line"], set()).add(finding["code"])
+    return targets
+
+
+def observe(recorder: Recorder, outcome, lines: Optional[LineCounter] = None) -> dict:
     """What one traced process saw, as plain data (a spawned worker sends it to its parent)."""
+    found = evidence(recorder)
+    if lines is not None:
+        for code, items in line_evidence(recorder, lines).items():
+            found[code] = items + found.get(code, [])  # what ran, said first
+    missing = unchecked(recorder, outcome)
+    if lines is not None and lines.lines and lines.off:
+        missing = "; ".join(filter(None, [missing, f"line evidence was off ({lines.off})"]))
     return {
         "steps": recorder.steps, "micro_batches": recorder.micro, "script_exit": outcome.script_exit,
         "exit_code": outcome.exit_code, "error": outcome.error,
-        "evidence": {code: [[site[0], site[1], message] for site, message in items]
-                     for code, items in evidence(recorder).items()},
+        "evidence": {code: [[site[0], site[1], message] for site, message in items] for code, items in found.items()},
         "runtime": runtime_findings(recorder),
         "ran": {kind: sorted([list(site) for site in sites]) for kind, sites in sites_that_ran(recorder).items()},
-        "unchecked": unchecked(recorder, outcome), "tracer_error": recorder.broken, "timeline": timeline(recorder),
+        "unchecked": missing, "tracer_error": recorder.broken, "timeline": timeline(recorder),
         "fingerprints": replica_fingerprints(recorder),
     }
 

@@ -101,6 +101,29 @@ def evidence(recorder: Recorder) -> Dict[str, List[Tuple[Site, str]]]:
     return found
 
 
+LINE_EVIDENCE = ("TL301", "TL403", "TL702")  # rules whose evidence is how often their line ran
+
+
+def line_evidence(recorder: Recorder, lines) -> Dict[str, List[Tuple[Site, str]]]:
+    """Evidence from how often the lines of static findings ran (see lines.py): a constructor that
+    ran on every iteration, a discarded `.to()` that ran, a rescale that ran on some of the
+    iterations that reached backward() only."""
+    found: Dict[str, List[Tuple[Site, str]]] = {}
+    backwards = sum(1 for e in recorder.events if e.kind == "backward")
+    for site, micros in lines.hits.items():
+        codes, ran, iterations = lines.lines[site[0]][site[1]], len(micros), len(set(micros))
+        if "TL403" in codes and recorder.steps >= 2 and ran >= 2:
+            found.setdefault("TL403", []).append(
+                (site, f"line {site[1]} ran {ran} times in {recorder.steps} optimizer steps: a new object each time"))
+        if "TL702" in codes:
+            found.setdefault("TL702", []).append(
+                (site, f"line {site[1]} ran {ran} times, and each time the converted tensor was thrown away"))
+        if "TL301" in codes and 0 < iterations < backwards:
+            found.setdefault("TL301", []).append(
+                (site, f"line {site[1]} ran in {iterations} of the {backwards} iterations that reached backward()"))
+    return found
+
+
 def _eval_mode_training(recorder: Recorder) -> Tuple[str, Site, str]:
     """A trained model's eval-mode output reached backward(). Which rule says why: eval mode
     switched on before training began is a model built in eval mode (TL101); switched on after

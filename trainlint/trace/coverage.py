@@ -37,8 +37,9 @@ TABLE: Dict[str, Confirmation] = {
                                 "and the next step applied the non-finite gradients"),
     "TL209": Confirmation(False, "static only: whether a summed loss was meant (a nominal batch) is the code's "
                                  "intent, not an observable"),
-    "TL301": Confirmation(True, "event: the loss given to backward() was a different multiple of the criterion's "
-                                "value across micro-batches", "regression_pipeline"),
+    "TL301": Confirmation(True, "line evidence: the rescale's line ran in some but not all of the iterations that "
+                                "reached backward(); event: the loss given to backward() was a different multiple "
+                                "of the criterion's value across micro-batches", "regression_pipeline"),
     "TL302": Confirmation(False, "static only: its effect may show as TR004 constant-loss (near ln C)"),
     "TL303": Confirmation(False, "static only: memory growth over hours is not observed in a few steps"),
     "TL304": Confirmation(False, "static only: depends on which labels a batch happens to hold"),
@@ -47,7 +48,8 @@ TABLE: Dict[str, Confirmation] = {
     "TL401": Confirmation(True, "event: the scheduler stepped more than 1.5 times per optimizer step",
                           "regression_pipeline"),
     "TL402": Confirmation(False, "static only: the intended granularity is in the schedule's arguments"),
-    "TL403": Confirmation(False, "static only: constructions are not recorded"),
+    "TL403": Confirmation(True, "line evidence: the constructor's line ran on two or more iterations while the "
+                                "optimizer stepped"),
     "TL404": Confirmation(False, "static only: its effect shows as TR003 optimizer-parameter-mismatch"),
     "TL405": Confirmation(False, "static only: its effect shows as TR002 parameters-not-updated or TR009 "
                                  "frozen-output-layer"),
@@ -59,7 +61,7 @@ TABLE: Dict[str, Confirmation] = {
     "TL601": Confirmation(False, "static only: its effect shows as layers missing from parameters(); not checked"),
     "TL602": Confirmation(False, "static only: its effect shows as TR003 when the tensor is given to no optimizer"),
     "TL701": Confirmation(False, "static only: the sampler's order repeats across epochs, longer than a trace"),
-    "TL702": Confirmation(False, "static only: a discarded result leaves no trace in PyTorch's calls"),
+    "TL702": Confirmation(True, "line evidence: the statement ran (its result is discarded by construction)"),
     "TL703": Confirmation(False, "static only: the ranks' batches are not compared"),
     "TL704": Confirmation(False, "static only: its effect shows under torchrun as TR011 replica-divergence"),
     "TL705": Confirmation(False, "static only: its effect shows under torchrun as TR011 replica-divergence"),
@@ -69,7 +71,9 @@ TABLE: Dict[str, Confirmation] = {
 def markdown() -> str:
     rows = ["# How `trainlint trace` confirms each rule", "",
             "Generated from `trainlint/trace/coverage.py`; the test suite checks it against the tracer.", "",
-            "A static finding in a traced file gets `confirmed` when the run shows the evidence below, `refuted` "
+            "Line evidence counts how often the lines of a finding ran (sys.monitoring on Python 3.12+, a tracer "
+            "scoped to the code objects holding them on 3.10/3.11), for the findings of the script and the files "
+            "beside it. A static finding in a traced file gets `confirmed` when the run shows the evidence below, `refuted` "
             "when its line ran and the evidence did not appear (for the rules whose evidence is an event at that "
             "line), and `not-observed` otherwise. Static-only rules are always `not-observed`; where another "
             "runtime check (TR...) shows their effect, it says so.", "",

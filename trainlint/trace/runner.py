@@ -13,6 +13,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from .lines import LineCounter
 from .recorder import Recorder, StopTracing
 
 
@@ -24,7 +25,8 @@ class Outcome:
     imported: List[str] = field(default_factory=list)  # files of the modules the script imported
 
 
-def run(target: str, args: List[str], recorder: Recorder, timeout: Optional[float], module: bool = False) -> Outcome:
+def run(target: str, args: List[str], recorder: Recorder, timeout: Optional[float], module: bool = False,
+        lines: Optional[LineCounter] = None) -> Outcome:
     saved_argv, saved_path, saved_modules = sys.argv[:], sys.path[:], set(sys.modules)
     previous_handler = None
     if timeout:
@@ -36,6 +38,8 @@ def run(target: str, args: List[str], recorder: Recorder, timeout: Optional[floa
     sys.argv = [target] + list(args)
     sys.path.insert(0, os.getcwd() if module else os.path.dirname(os.path.abspath(target)))
     recorder.install()
+    if lines is not None:
+        lines.install()
     sys.stdout.flush()
     saved_stdout = os.dup(1)
     os.dup2(2, 1)  # stdout carries the report (JSON) alone: the script's, its C code's and its children's output go to stderr
@@ -46,6 +50,8 @@ def run(target: str, args: List[str], recorder: Recorder, timeout: Optional[floa
         sys.stdout.flush()
         os.dup2(saved_stdout, 1)
         os.close(saved_stdout)
+        if lines is not None:
+            lines.uninstall()
         recorder.uninstall()
         recorder.finish()
         if timeout:
