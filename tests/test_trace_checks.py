@@ -272,6 +272,23 @@ def test_line_evidence_says_what_ran(tmp_path):
     assert finding["observed"].startswith("line 10 ran in 1 of the 6 iterations that reached backward()")
 
 
+def test_line_evidence_refutes_a_constructor_that_ran_once(tmp_path):
+    """TL403 flagged (the optimizer is built inside the epoch loop) but the loop ran once while the
+    optimizer stepped six times: the run refutes it."""
+    body = """\
+        model = nn.Linear(4, 1)
+        for epoch in range(1):
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            for x, y in data:
+                opt.zero_grad()
+                nn.functional.mse_loss(model(x), y).backward()
+                opt.step()
+        """
+    codes, report = observed(tmp_path, body)
+    [finding] = [f for f in report["findings"] if f["code"] == "TL403"]
+    assert finding["verdict"] == "refuted"
+
+
 def test_line_evidence_never_replaces_another_tracer(tmp_path):
     """Under a debugger or coverage (a trace function already set) the other tool keeps its
     tracer. Before Python 3.12 line evidence then stays off and the report says what was not

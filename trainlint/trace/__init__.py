@@ -11,7 +11,10 @@ from typing import Dict, List, Optional, Set
 from ..config import find_pyproject, load
 from ..engine import Engine
 from ..rule import SEVERITIES, all_rules
-from .checks import LINE_EVIDENCE, evidence, line_evidence, replica_fingerprints, runtime_findings, sites_that_ran, verdicts
+from .checks import (
+    LINE_EVIDENCE, evidence, line_evidence, lines_against, replica_fingerprints, runtime_findings, sites_that_ran,
+    verdicts,
+)
 from .distributed import merge
 from .lines import LineCounter
 from .recorder import Recorder
@@ -78,6 +81,9 @@ def observe(recorder: Recorder, outcome, lines: Optional[LineCounter] = None) ->
     if lines is not None:
         for code, items in line_evidence(recorder, lines).items():
             found[code] = items + found.get(code, [])  # what ran, said first
+    ran = sites_that_ran(recorder)
+    if lines is not None:
+        ran.update(lines_against(recorder, lines))
     missing = unchecked(recorder, outcome)
     if lines is not None and lines.lines and lines.off:
         missing = "; ".join(filter(None, [missing, f"line evidence was off ({lines.off})"]))
@@ -86,7 +92,7 @@ def observe(recorder: Recorder, outcome, lines: Optional[LineCounter] = None) ->
         "exit_code": outcome.exit_code, "error": outcome.error,
         "evidence": {code: [[site[0], site[1], message] for site, message in items] for code, items in found.items()},
         "runtime": runtime_findings(recorder),
-        "ran": {kind: sorted([list(site) for site in sites]) for kind, sites in sites_that_ran(recorder).items()},
+        "ran": {kind: sorted([list(site) for site in sites]) for kind, sites in ran.items()},
         "unchecked": missing, "tracer_error": recorder.broken, "timeline": timeline(recorder),
         "fingerprints": replica_fingerprints(recorder),
     }

@@ -14,7 +14,8 @@ from .recorder import Recorder
 Site = Tuple[str, int]
 # which recorded events put a static finding's line on a path that ran
 _EVENT_OF_RULE = {"TL201": "zero_grad", "TL202": "zero_grad", "TL203": "step", "TL204": "backward", "TL208": "backward",
-                  "TL401": "scheduler", "TL501": "step", "TL101": "mode", "TL102": "mode"}
+                  "TL401": "scheduler", "TL501": "step", "TL101": "mode", "TL102": "mode",
+                  "TL403": "constructed once"}
 _RUNTIME_SEVERITY = {"TR001": "error", "TR002": "error", "TR003": "warning", "TR004": "warning", "TR005": "error",
                      "TR006": "warning", "TR007": "warning", "TR008": "warning", "TR009": "error"}
 _NAMES = {"TR001": "no-gradient-flow", "TR002": "parameters-not-updated", "TR003": "optimizer-parameter-mismatch",
@@ -122,6 +123,15 @@ def line_evidence(recorder: Recorder, lines) -> Dict[str, List[Tuple[Site, str]]
             found.setdefault("TL301", []).append(
                 (site, f"line {site[1]} ran in {iterations} of the {backwards} iterations that reached backward()"))
     return found
+
+
+def lines_against(recorder: Recorder, lines) -> Dict[str, set]:
+    """Sites whose running contradicts their finding, by the pseudo event kind of _EVENT_OF_RULE:
+    a constructor flagged as rebuilt every iteration that ran once while the optimizer stepped
+    several times."""
+    return {"constructed once": {site for site, micros in lines.hits.items()
+                                 if "TL403" in lines.lines[site[0]][site[1]] and len(micros) == 1
+                                 and recorder.steps >= 2}}
 
 
 def _eval_mode_training(recorder: Recorder) -> Tuple[str, Site, str]:

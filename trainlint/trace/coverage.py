@@ -49,7 +49,7 @@ TABLE: Dict[str, Confirmation] = {
                           "regression_pipeline"),
     "TL402": Confirmation(False, "static only: the intended granularity is in the schedule's arguments"),
     "TL403": Confirmation(True, "line evidence: the constructor's line ran on two or more iterations while the "
-                                "optimizer stepped"),
+                                "optimizer stepped (refuted when it ran once over several steps)"),
     "TL404": Confirmation(False, "static only: its effect shows as TR003 optimizer-parameter-mismatch"),
     "TL405": Confirmation(False, "static only: its effect shows as TR002 parameters-not-updated or TR009 "
                                  "frozen-output-layer"),
