@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
-from trainlint.semantics.modes import is_trained_module, passes
+from trainlint.semantics.modes import is_trained_module, passes, stepped_modules
 
 
 class EvalModeNeverRestored(Rule):
@@ -55,6 +55,24 @@ class EvalModeNeverRestored(Rule):
         """,
     ]
     VALID = [
+        """
+        g_opt = torch.optim.Adam(generator.parameters())
+        d_opt = torch.optim.Adam(critic.parameters())
+        for step, real in enumerate(loader):
+            if step % 2 == 0:
+                generator.train()
+                critic.eval()  # a fixed judge while the generator learns
+                g_loss = -critic(generator(noise())).mean()
+                g_loss.backward()
+                g_opt.step()
+                g_opt.zero_grad()
+            else:
+                critic.train()
+                d_loss = critic(generator(noise()).detach()).mean() - critic(real).mean()
+                d_loss.backward()
+                d_opt.step()
+                d_opt.zero_grad()
+        """,
         """
         for epoch in range(epochs):
             model.train()
@@ -116,7 +134,7 @@ class EvalModeNeverRestored(Rule):
                 loop = self.training_loop_around(switch, events)
                 if not fn.owns(loop) or not is_trained_module(fn, switch.target, loop):
                     continue
-                if not self.restored_before_backward(switch, [e for e in events if e.in_loop(loop)]):
+                if not self.restored_before_backward(fn, switch, [e for e in events if e.in_loop(loop)]):
                     via = f" (in {switch.via[0]}())" if switch.via else ""
                     yield Report(switch.node, f"'{switch.written}' is switched to eval mode here{via} and no .train() "
                                               f"runs before the next backward() in this loop: later epochs train in "
@@ -130,12 +148,19 @@ class EvalModeNeverRestored(Rule):
         return None
 
     @staticmethod
-    def restored_before_backward(switch, iteration):
-        """Walk one turn of the loop from the switch (wrapping around) until the next backward()."""
+    def restored_before_backward(fn, switch, iteration):
+        """Walk one turn of the loop from the switch (wrapping around) until the next backward()
+        that trains the switched module: one whose next step is of an optimizer built from other
+        modules (a GAN's generator step with its discriminator frozen in eval mode) does not."""
         after = [e for e in iteration if e.order > switch.order]
         before = [e for e in iteration if e.order < switch.order]
-        for event in after + before:
+        walk = after + before
+        for at, event in enumerate(walk):
             if event.kind == Kind.BACKWARD:
+                step = next((e for e in walk[at + 1:] if e.kind == Kind.OPT_STEP), None)
+                stepped = stepped_modules(fn, step) if step is not None else None
+                if stepped is not None and not any(_related(module, switch.target) for module in stepped):
+                    continue
                 return False
             if event.kind == Kind.MODE and event.detail["mode"] != "eval" and _related(event.target, switch.target):
                 return True

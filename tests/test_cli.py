@@ -258,7 +258,8 @@ def test_python_dash_m_and_version():
 def test_notebook_cells(project):
     notebook = {"cells": [
         {"cell_type": "markdown", "source": ["# training"]},
-        {"cell_type": "code", "source": ["%matplotlib inline\n", "import torch\n", "!nvidia-smi\n"]},
+        {"cell_type": "code", "source": ["%matplotlib inline\n", "import torch\n", "!nvidia-smi\n",
+                                         "!pip install -q \\\n", "    transformers \\\n", "    accelerate\n"]},
         {"cell_type": "code", "source": BUGGY.replace("    optimizer.zero_grad()", "    %time optimizer.zero_grad()")
             .splitlines(keepends=True)},
         {"cell_type": "code", "source": BUGGY.splitlines(keepends=True)},

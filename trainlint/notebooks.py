@@ -34,13 +34,16 @@ def virtual_source(data: bytes) -> Tuple[bytes, List[Tuple[int, int]]]:
         text = "".join(source) if isinstance(source, list) else str(source)
         cell_lines = text.split("\n")
         foreign = cell_lines[0].startswith("%%") and not _PYTHON_MAGICS.match(cell_lines[0])  # %%bash...
+        continued = False  # the previous line was a shell/magic line ending in a backslash
         for index, line in enumerate(cell_lines, 1):
             python = _PYTHON_MAGICS.match(line)
-            if foreign or index == 1 and line.startswith("%%"):
+            shell = continued or (_MAGIC.match(line) and not python)
+            continued = bool(shell) and line.rstrip().endswith("\\")  # `!pip install \` goes on below
+            if foreign or index == 1 and line.startswith("%%") or shell and not _MAGIC.match(line):
                 line = ""
             elif python:  # `%time step()`: the statement runs (its columns shift by the magic's width)
                 line = python.group(1) + line[python.end():] if line[python.end():].strip() else ""
-            elif _MAGIC.match(line):  # keep the block structure: an indented magic becomes `pass`
+            elif shell:  # keep the block structure: an indented magic becomes `pass`
                 indent = _MAGIC.match(line).group(1)
                 line = f"{indent}pass" if indent else ""
             lines.append(line)

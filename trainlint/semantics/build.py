@@ -467,7 +467,8 @@ def _backward(fn, call, receiver, name, event) -> List[Event]:
     qualified = fn.file.qualify(name or "")
     if call.args and (role_of(fn, name) in (Role.ACCELERATOR, Role.ENGINE) or qualified == "torch.autograd"):
         loss = call.args[0]
-        framework = "deepspeed" if role_of(fn, name) == Role.ENGINE else None
+        # accelerate's and Fabric's backward() scale the loss for fp16 themselves, DeepSpeed's too
+        framework = {Role.ENGINE: "deepspeed", Role.ACCELERATOR: "accelerator"}.get(role_of(fn, name))
         return [event(Kind.BACKWARD, root_name(loss), {"loss": loss, "framework": framework})]
     return [event(Kind.BACKWARD, root_name(receiver), {"loss": receiver})]
 

@@ -22,14 +22,21 @@ def optimizer_modules(fn: FunctionFacts) -> Optional[set]:
     """Names of modules whose parameters an optimizer built in sight updates; None if unknown."""
     modules = set()
     for step in fn.events_of(Kind.OPT_STEP):
-        constructed = constructor_of(fn, step.target) if step.target else None
-        if constructed is None or constructed.element is not None:
+        stepped = stepped_modules(fn, step)
+        if stepped is None:
             return None
-        for name in names_in(constructed.call):
-            for suffix in (".parameters", ".named_parameters"):
-                if name.endswith(suffix):
-                    modules.add(name[: -len(suffix)])
+        modules |= stepped
     return modules or None
+
+
+def stepped_modules(fn: FunctionFacts, step: Event) -> Optional[set]:
+    """Names of the modules whose parameters the optimizer of ``step`` was built from
+    (``AdamW(disc.heads.parameters())`` -> disc.heads); None if unknown."""
+    constructed = constructor_of(fn, step.target) if step.target else None
+    if constructed is None or constructed.element is not None:
+        return None
+    return {name[: -len(suffix)] for name in names_in(constructed.call)
+            for suffix in (".parameters", ".named_parameters") if name.endswith(suffix)} or None
 
 
 
