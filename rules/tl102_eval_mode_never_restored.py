@@ -1,5 +1,6 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
+from trainlint.semantics.dataflow import under_no_grad
 from trainlint.semantics.modes import is_trained_module, passes, stepped_modules
 
 
@@ -55,6 +56,23 @@ class EvalModeNeverRestored(Rule):
         """,
     ]
     VALID = [
+        """
+        def forward_backward(batches):
+            for x, y in batches:
+                loss = F.cross_entropy(model(x), y)
+                if loss.requires_grad:
+                    loss.backward()
+
+        for step in range(steps):
+            forward_backward(train_batches())
+            optimizer.step()
+            optimizer.zero_grad()
+            if step % 100 == 0:
+                with torch.no_grad():
+                    model.eval()
+                    forward_backward(val_batches())
+                    model.train()
+        """,
         """
         g_opt = torch.optim.Adam(generator.parameters())
         d_opt = torch.optim.Adam(critic.parameters())
@@ -156,6 +174,8 @@ class EvalModeNeverRestored(Rule):
         before = [e for e in iteration if e.order < switch.order]
         walk = after + before
         for at, event in enumerate(walk):
+            if event.kind == Kind.BACKWARD and under_no_grad(event):
+                continue  # validation through the training helper, under no_grad: nothing is trained
             if event.kind == Kind.BACKWARD:
                 step = next((e for e in walk[at + 1:] if e.kind == Kind.OPT_STEP), None)
                 stepped = stepped_modules(fn, step) if step is not None else None

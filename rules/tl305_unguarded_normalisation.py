@@ -57,6 +57,17 @@ class UnguardedNormalisation(Rule):
     ]
     VALID = [
         """
+        import torch
+
+        def log(t, eps=1e-20):
+            return torch.log(t + eps)
+
+        def distill_loss(student_logits, teacher_logits, temperature):
+            student = (student_logits / temperature).softmax(dim=-1)
+            teacher = teacher_logits.detach().softmax(dim=-1)
+            return -(teacher * log(student)).sum(dim=-1).mean()
+        """,
+        """
         def soft_iou_loss(logits, target, eps=1e-6):
             probs = logits.sigmoid()
             inter = (probs * target).sum(dim=(1, 2, 3))

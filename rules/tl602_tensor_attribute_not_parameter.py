@@ -18,7 +18,8 @@ class TensorAttributeNotParameter(Rule):
 
     Not flagged: tensors later wrapped (`self.w = nn.Parameter(self.w)`) or registered with
     `register_parameter`, buffers (`register_buffer`), and tensors without `requires_grad`
-    (`Variable(t)` alone does not require grad: decoder states set per forward, class weights).
+    (`Variable(t)` alone does not require grad: decoder states set per forward, class weights), and
+    tensors made in `forward` (per-call state cached on the module, not a weight).
 
     Fix: `self.scale = nn.Parameter(torch.ones(1))`.
     """
@@ -54,6 +55,20 @@ class TensorAttributeNotParameter(Rule):
         """
         import torch
         from torch import nn
+        class FakeEncoder(nn.Module):
+            def __init__(self, width):
+                super().__init__()
+                self.width = width
+                self._state = None
+
+            def forward(self, tokens):
+                if self._state is None or self._state.shape[0] != tokens.shape[0]:
+                    self._state = torch.zeros(tokens.shape[0], self.width, requires_grad=True)
+                return self._state
+        """,
+        """
+        import torch
+        from torch import nn
 
         class Contrastive(nn.Module):
             def __init__(self):
@@ -81,11 +96,14 @@ class TensorAttributeNotParameter(Rule):
     ]
 
     def check(self, facts):
-        for cls in module_classes(facts):
+        for cls, methods in module_classes(facts).items():
+            per_call = [m.node for m in methods if m.name in ("forward", "__call__")]
             for name, values in facts.class_attributes.get(cls, {}).items():
                 if any(_is_parameter(facts, v) for v in values):
                     continue
                 for value in values:
+                    if any(_within(value, method) for method in per_call):
+                        continue  # made in forward: per-call state (a cached input or output), not a weight
                     if _trainable_tensor(facts, value):
                         prefix = torch_nn_prefix(facts)
                         fix = Fix("wrap in nn.Parameter", value, wrap=(f"{prefix}.Parameter(", ")"),
@@ -93,6 +111,10 @@ class TensorAttributeNotParameter(Rule):
                         yield Report(value, f"'{name}' requires grad but is a plain tensor attribute: parameters() "
                                             f"and the optimizer never see it, state_dict() never saves it; use "
                                             f"nn.Parameter", fix=fix)
+
+
+def _within(node, function) -> bool:
+    return function.lineno < getattr(node, "lineno", 0) <= getattr(function, "end_lineno", function.lineno)
 
 
 def _is_parameter(facts, value):

@@ -236,6 +236,8 @@ def unguarded_normalisations(fn: FunctionFacts) -> Iterator[Tuple[ast.AST, str]]
             leaf = last_part(callee) or (node.func.attr if isinstance(node.func, ast.Attribute) else "")
             if leaf != "log" or callee.startswith(("math.", "numpy.", "np.")):
                 continue  # scalar and NumPy logs are not in the autograd graph
+            if dotted(node.func) and fn.file.local_function(dotted(node.func), fn) is not None:
+                continue  # `log(t, eps)` of this file is that function (its own body is checked on its own)
             argument = node.args[0] if node.args and dotted(node.func) else (
                 node.func.value if isinstance(node.func, ast.Attribute) and not node.args else None)
             if argument is None or guarded_against_zero(fn, argument, line):
@@ -398,12 +400,18 @@ def _is_loss_expression(fn: FunctionFacts, value: ast.AST, line: int, depth: int
     return built is not None and last_part(built.callee).endswith("Loss")
 
 
+def under_no_grad(event: Event) -> bool:
+    """Whether the event runs inside a ``no_grad``/``inference_mode`` block, its own or, for an
+    event spliced in from a helper, the one around the helper's call."""
+    return event.in_with("no-grad")
+
+
 def runs_with_grad(fn: FunctionFacts, event: Event, depth: int = 0) -> bool:
     """Whether an event of ``fn`` surely runs with autograd recording: not under ``no_grad`` /
     ``inference_mode`` (a block, a decorator, ``set_grad_enabled``) and, for a function, called in
     this file from at least one place that records too. A function no code of this file calls is
     not known to record (its callers may wrap it in ``no_grad``)."""
-    if event.in_with("no-grad") or any(last_part(d) in _NO_GRAD for d in fn.decorators):
+    if under_no_grad(event) or any(last_part(d) in _NO_GRAD for d in fn.decorators):
         return False
     if any(isinstance(node, ast.Call) and last_part(dotted(node.func) or "") == "set_grad_enabled"
            for node in own_nodes(fn)):
