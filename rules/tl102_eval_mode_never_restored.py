@@ -57,41 +57,6 @@ class EvalModeNeverRestored(Rule):
     ]
     VALID = [
         """
-        def forward_backward(batches):
-            for x, y in batches:
-                loss = F.cross_entropy(model(x), y)
-                if loss.requires_grad:
-                    loss.backward()
-
-        for step in range(steps):
-            forward_backward(train_batches())
-            optimizer.step()
-            optimizer.zero_grad()
-            if step % 100 == 0:
-                with torch.no_grad():
-                    model.eval()
-                    forward_backward(val_batches())
-                    model.train()
-        """,
-        """
-        g_opt = torch.optim.Adam(generator.parameters())
-        d_opt = torch.optim.Adam(critic.parameters())
-        for step, real in enumerate(loader):
-            if step % 2 == 0:
-                generator.train()
-                critic.eval()  # a fixed judge while the generator learns
-                g_loss = -critic(generator(noise())).mean()
-                g_loss.backward()
-                g_opt.step()
-                g_opt.zero_grad()
-            else:
-                critic.train()
-                d_loss = critic(generator(noise()).detach()).mean() - critic(real).mean()
-                d_loss.backward()
-                d_opt.step()
-                d_opt.zero_grad()
-        """,
-        """
         for epoch in range(epochs):
             model.train()
             for x, y in train_loader:
@@ -140,6 +105,41 @@ class EvalModeNeverRestored(Rule):
                 if i % 100 == 0:
                     model.eval()
                     evaluate(model)
+        """,
+        """
+        def forward_backward(batches):
+            for x, y in batches:
+                loss = F.cross_entropy(model(x), y)
+                if loss.requires_grad:
+                    loss.backward()
+
+        for step in range(steps):
+            forward_backward(train_batches())
+            optimizer.step()
+            optimizer.zero_grad()
+            if step % 100 == 0:
+                with torch.no_grad():
+                    model.eval()
+                    forward_backward(val_batches())
+                    model.train()
+        """,
+        """
+        g_opt = torch.optim.Adam(generator.parameters())
+        d_opt = torch.optim.Adam(critic.parameters())
+        for step, real in enumerate(loader):
+            if step % 2 == 0:
+                generator.train()
+                critic.eval()  # a fixed judge while the generator learns
+                g_loss = -critic(generator(noise())).mean()
+                g_loss.backward()
+                g_opt.step()
+                g_opt.zero_grad()
+            else:
+                critic.train()
+                d_loss = critic(generator(noise()).detach()).mean() - critic(real).mean()
+                d_loss.backward()
+                d_opt.step()
+                d_opt.zero_grad()
         """,
     ]
 

@@ -57,17 +57,6 @@ class UnguardedNormalisation(Rule):
     ]
     VALID = [
         """
-        import torch
-
-        def log(t, eps=1e-20):
-            return torch.log(t + eps)
-
-        def distill_loss(student_logits, teacher_logits, temperature):
-            student = (student_logits / temperature).softmax(dim=-1)
-            teacher = teacher_logits.detach().softmax(dim=-1)
-            return -(teacher * log(student)).sum(dim=-1).mean()
-        """,
-        """
         def soft_iou_loss(logits, target, eps=1e-6):
             probs = logits.sigmoid()
             inter = (probs * target).sum(dim=(1, 2, 3))
@@ -90,6 +79,17 @@ class UnguardedNormalisation(Rule):
         def famo_task_loss(losses, min_losses, logits, eps=1e-8):
             gap = (losses - min_losses + eps).log()
             return logits.softmax(0) * gap
+        """,
+        """
+        import torch
+
+        def log(t, eps=1e-20):
+            return torch.log(t + eps)
+
+        def distill_loss(student_logits, teacher_logits, temperature):
+            student = (student_logits / temperature).softmax(dim=-1)
+            teacher = teacher_logits.detach().softmax(dim=-1)
+            return -(teacher * log(student)).sum(dim=-1).mean()
         """,
     ]
 

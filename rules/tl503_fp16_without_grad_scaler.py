@@ -48,19 +48,6 @@ class Fp16WithoutGradScaler(Rule):
     ]
     VALID = [
         """
-        import torch
-        from accelerate import Accelerator
-        accelerator = Accelerator(mixed_precision="fp16")  # its backward() scales the loss
-        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-        for batch in loader:
-            with torch.autocast("cuda"):
-                depth = depth_model(batch["image"])
-            loss = model(batch["pixels"], depth).loss
-            accelerator.backward(loss)
-            optimizer.step()
-            optimizer.zero_grad()
-        """,
-        """
         scaler = torch.amp.GradScaler("cuda")
         for x, y in loader:
             optimizer.zero_grad()
@@ -92,6 +79,19 @@ class Fp16WithoutGradScaler(Rule):
         for x in loader:
             loss = F.mse_loss(student(x), teacher(x.half()).float())
             loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        """,
+        """
+        import torch
+        from accelerate import Accelerator
+        accelerator = Accelerator(mixed_precision="fp16")  # its backward() scales the loss
+        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        for batch in loader:
+            with torch.autocast("cuda"):
+                depth = depth_model(batch["image"])
+            loss = model(batch["pixels"], depth).loss
+            accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad()
         """,

@@ -55,20 +55,6 @@ class TensorAttributeNotParameter(Rule):
         """
         import torch
         from torch import nn
-        class FakeEncoder(nn.Module):
-            def __init__(self, width):
-                super().__init__()
-                self.width = width
-                self._state = None
-
-            def forward(self, tokens):
-                if self._state is None or self._state.shape[0] != tokens.shape[0]:
-                    self._state = torch.zeros(tokens.shape[0], self.width, requires_grad=True)
-                return self._state
-        """,
-        """
-        import torch
-        from torch import nn
 
         class Contrastive(nn.Module):
             def __init__(self):
@@ -92,6 +78,20 @@ class TensorAttributeNotParameter(Rule):
         class Attack:
             def __init__(self, shape):
                 self.delta = torch.zeros(shape, requires_grad=True)
+        """,
+        """
+        import torch
+        from torch import nn
+        class FakeEncoder(nn.Module):
+            def __init__(self, width):
+                super().__init__()
+                self.width = width
+                self._state = None
+
+            def forward(self, tokens):
+                if self._state is None or self._state.shape[0] != tokens.shape[0]:
+                    self._state = torch.zeros(tokens.shape[0], self.width, requires_grad=True)
+                return self._state
         """,
     ]
 
