@@ -141,6 +141,27 @@ class EvalModeNeverRestored(Rule):
                 d_opt.step()
                 d_opt.zero_grad()
         """,
+        """
+        import torch
+
+        def train_epoch(loader, classifier, optimizer):
+            classifier.train_head_only()
+            for x, y in loader:
+                optimizer.zero_grad()
+                torch.nn.functional.nll_loss(classifier(x), y).backward()
+                optimizer.step()
+
+        def evaluate(loader, classifier):
+            classifier.eval()
+            with torch.no_grad():
+                return sum(float((classifier(x).argmax(1) == y).sum()) for x, y in loader)
+
+        def main(classifier, train_loader, test_loader):
+            optimizer = torch.optim.Adam(classifier.parameters())
+            for epoch in range(10):
+                train_epoch(train_loader, classifier, optimizer)
+                evaluate(test_loader, classifier)
+        """,
     ]
 
     def check(self, facts):

@@ -85,6 +85,17 @@ class GradientsNeverCleared(Rule):
             model_engine.backward(loss)
             model_engine.step()
         """,
+        """
+        import torch
+        w = torch.tensor([0.1, -0.2, -0.1], requires_grad=True)
+        target = torch.tensor([0.4, 0.2, -0.5])
+        optimizer = torch.optim.AdamW([w], lr=0.2)
+        for _ in range(100):
+            loss = torch.nn.functional.mse_loss(w, target)
+            loss.backward()
+            optimizer.step()
+            w.grad.zero_()
+        """,
     ]
 
     def check(self, facts):

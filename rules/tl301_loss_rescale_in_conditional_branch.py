@@ -98,6 +98,30 @@ class LossRescaleInConditionalBranch(Rule):
                 loss = loss * accum / (len(loader) % accum)
             loss.backward()
         """,
+        """
+        import torch
+
+        class Trainer:
+            def training_step(self, model, batch):
+                loss = model(**batch).loss
+                if self.accumulation > 1:
+                    loss = loss / self.accumulation
+                loss.backward()
+                return loss.detach()
+
+            def train(self, model, loader):
+                total = 0.0
+                for step, batch in enumerate(loader):
+                    if (step + 1) % self.accumulation != 0 and self.distributed:
+                        with model.no_sync():
+                            total += self.training_step(model, batch)
+                    else:
+                        total += self.training_step(model, batch)
+                    if (step + 1) % self.accumulation == 0:
+                        self.optimizer.step()
+                        self.optimizer.zero_grad()
+                return total
+        """,
     ]
 
     def check(self, facts):
@@ -117,6 +141,8 @@ class LossRescaleInConditionalBranch(Rule):
                     continue
                 guard = varying[0]
                 for backward in backwards:
+                    if rescale.via and backward.via and backward.node is not rescale.node:
+                        continue  # two calls of one helper that rescales and backpropagates together
                     if backward.target == rescale.target and backward.order > rescale.order \
                             and backward.in_loop(loop) and not backward.has_guard(guard):
                         yield Report(

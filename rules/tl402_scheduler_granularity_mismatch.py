@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
-from trainlint.semantics.schedules import scheduler_granularity
+from trainlint.semantics.schedules import counts_epochs, scheduler_granularity
 
 
 class SchedulerGranularityMismatch(Rule):
@@ -103,6 +103,25 @@ class SchedulerGranularityMismatch(Rule):
                 optimizer.step()
             scheduler.step(validate(model))
         """,
+        """
+        import torch
+        model = Net()
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=40, gamma=0.5)
+
+        def train():
+            model.train()
+            optimizer.zero_grad()
+            out = model(data.x, data.edge_index)
+            loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask])
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            return float(loss)
+
+        for epoch in range(1, 201):
+            loss = train()
+        """,
     ]
 
     def check(self, facts):
@@ -113,8 +132,8 @@ class SchedulerGranularityMismatch(Rule):
                     continue  # step(metric): a plateau scheduler, driven by validation
                 if event.via and event.target.startswith("self."):
                     continue  # the helper method sees the same constructor and reports it itself
-                in_batch_loop = any(b.innermost_loop is loop for b in fn.events_in(loop, Kind.BACKWARD)
-                                    if not b.detail.get("external"))
+                in_batch_loop = not counts_epochs(loop) and any(
+                    b.innermost_loop is loop for b in fn.events_in(loop, Kind.BACKWARD) if not b.detail.get("external"))
                 below = any(b.innermost_loop is not loop or b.detail.get("external")
                             for b in fn.events_in(loop, Kind.BACKWARD))
                 granularity = scheduler_granularity(fn, event.target)

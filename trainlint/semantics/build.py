@@ -11,7 +11,7 @@ from .model import (
 )
 from .roles import Role, constructor_of, role_of, role_of_constructor
 from .syntax import (
-    assigned_names, calls_in, dotted, held_object, last_part, leaves_loop, root_name, terminates,
+    assigned_names, calls_in, name_words, dotted, held_object, last_part, leaves_loop, root_name, terminates,
 )
 
 # Methods whose calls can be training events; any other call is kept only if it may reach a
@@ -346,6 +346,9 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
             return [event(Kind.BACKWARD, root_name(call.args[0]), {"loss": call.args[0], "framework": "lightning"})]
         if method in ("eval", "train", "requires_grad_"):
             return _mode(call, method, receiver, event)
+        if method == "zero_" and name and (name.endswith(".grad") or name.endswith(".grad.data")):
+            # `w.grad.zero_()`: gradients of a plain tensor cleared by hand
+            return [event(Kind.ZERO_GRAD, name.split(".grad")[0], {"form": "grad.zero_()"})]
         own_method = _method_of_local_class(fn, name, method)
         if own_method is not None:
             # an accumulation wrapper defined here (`GradAccumOptimizer(opt, 4).zero_grad()`): what
@@ -402,6 +405,10 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
         return _loss_scaler(fn, call, frames, event)
     if isinstance(func, ast.Attribute) and func.attr in _EVENT_METHODS:
         return []
+    if isinstance(func, ast.Attribute) and _sets_train_mode(func.attr) and held_object(func.value) \
+            and not name.startswith("self.") and fn.file.local_function(name, fn) is None:
+        # `discriminator.train_custom()`: a method of the model's own (unseen) class that sets train mode
+        return [event(Kind.MODE, held_object(func.value), {"mode": "train"})]
     if fn.file.local_function(name, fn) is None and not name.startswith("self.") \
             and not _may_reach_linted_code(fn.file, name):
         return []
@@ -414,6 +421,13 @@ _LIBRARIES = {
     "tqdm", "wandb", "tensorboard", "torchvision", "transformers", "accelerate", "deepspeed", "timm",
     "lightning", "pytorch_lightning", "mmengine", "matplotlib", "pandas", "sklearn", "scipy", "PIL", "cv2",
 }
+
+
+def _sets_train_mode(method: str) -> bool:
+    """``train_custom``, ``set_train_mode``: a module method named for switching to train mode."""
+    words = set(name_words(method))
+    return "train" in words and not words & {"eval", "test", "split", "data", "loader", "dataset", "step",
+                                                "epoch", "batch", "loop", "one"}
 
 
 def _may_reach_linted_code(facts: FileFacts, name: str) -> bool:

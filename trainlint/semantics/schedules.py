@@ -6,7 +6,7 @@ from typing import Optional
 
 from .model import FunctionFacts
 from .roles import scheduler_constructor
-from .syntax import argument, called_names, last_part, name_words, names_in, number_constant
+from .syntax import argument, called_names, dotted, last_part, name_words, names_in, number_constant
 
 _EPOCH_CLASSES = {"StepLR": ("step_size", 1), "MultiStepLR": ("milestones", 1), "ExponentialLR": ("gamma", 1),
                   "CosineAnnealingLR": ("T_max", 1), "ReduceLROnPlateau": (None, None)}
@@ -83,3 +83,16 @@ def _evidence(fn: FunctionFacts, expr: ast.AST, depth: int = 0) -> Optional[str]
     if words & {"epoch", "epochs"}:
         return "epoch"
     return None
+
+
+def counts_epochs(loop) -> bool:
+    """A loop over epochs (``for epoch in range(1, epochs + 1)``): when it runs backward() and the
+    step itself, as full-batch training does (one step per epoch), a scheduler stepped there is
+    stepped once per epoch."""
+    node = loop.node
+    target = getattr(node, "target", None)
+    words = set(name_words(dotted(target) or "")) if target is not None else set()
+    bound = getattr(node, "iter", None)
+    if isinstance(bound, ast.Call) and dotted(bound.func) in ("range", "tqdm", "trange", "tqdm.trange"):
+        words |= {w for name in names_in(bound) for w in name_words(name)}
+    return bool(words & {"epoch", "epochs", "ep"})
