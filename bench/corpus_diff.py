@@ -25,9 +25,17 @@ def lint(corpus):
     return json.loads(run.stdout)
 
 
-def key(finding):
-    path = finding["path"]
-    return (path[2:] if path.startswith("./") else path), finding["code"], finding["message"]
+def keyed(findings):
+    """Findings by (path, code, message, n): line numbers move with unrelated edits, so they are
+    not part of the key; n counts findings that share the rest (in line order), so that two
+    identical messages in one file (two notebook cells) stay two findings."""
+    result, seen = {}, {}
+    for finding in sorted(findings, key=lambda f: (f["path"], f["line"])):
+        path = finding["path"][2:] if finding["path"].startswith("./") else finding["path"]
+        base = (path, finding["code"], finding["message"])
+        seen[base] = seen.get(base, 0) + 1
+        result[base + (seen[base],)] = finding
+    return result
 
 
 def main():
@@ -37,8 +45,8 @@ def main():
     args = parser.parse_args()
     with open(BASELINE) as handle:
         baseline = json.load(handle)
-    reviewed = {key(f): f for f in baseline["findings"]}
-    current = {key(f): f for f in lint(args.corpus)}
+    reviewed = keyed(baseline["findings"])
+    current = keyed(lint(args.corpus))
     new = [current[k] for k in current if k not in reviewed]
     gone = [reviewed[k] for k in reviewed if k not in current]
     moved = [(reviewed[k], current[k]) for k in current if k in reviewed and reviewed[k]["line"] != current[k]["line"]]

@@ -73,6 +73,18 @@ class SoftmaxBeforeCrossEntropy(Rule):
             loss = classification(probs, y)  # <-
             loss.backward()
         """,
+        """
+        import torch
+        from torch.nn import CrossEntropyLoss, Linear, Sequential, Softmax
+        probe = Sequential(Linear(768, 10), Softmax(-1)).to("cuda")
+        criterion = CrossEntropyLoss()
+        optimizer = torch.optim.Adam(probe.parameters(), lr=1e-4)
+        for features, labels in loader:
+            optimizer.zero_grad()
+            loss = criterion(probe(features), labels)  # <-
+            loss.backward()
+            optimizer.step()
+        """,
     ]
     VALID = [
         """

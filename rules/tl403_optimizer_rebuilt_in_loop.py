@@ -2,7 +2,7 @@ from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.boundaries import backward_events_in
 from trainlint.semantics.syntax import last_part
-from trainlint.semantics.values import bound_in_loop, starts_new_run
+from trainlint.semantics.values import bound_in_loop, keeps_no_state, starts_new_run
 
 
 class OptimizerRebuiltInLoop(Rule):
@@ -17,7 +17,8 @@ class OptimizerRebuiltInLoop(Rule):
 
     Not flagged: construction under a condition (re-building at a stage change, e.g.
     `if epoch == unfreeze_epoch:`), and optimizers over tensors created in the loop itself
-    (per-batch inner optimisation such as adversarial perturbations).
+    (per-batch inner optimisation such as adversarial perturbations), and plain SGD without
+    momentum (it keeps no state between steps: a new one loses nothing).
 
     Fix: build the optimizer (scheduler, scaler) once, before the loop.
     """
@@ -76,6 +77,15 @@ class OptimizerRebuiltInLoop(Rule):
                 (-criterion(model(x + delta), y)).backward()
                 attack.step()
         """,
+        """
+        import torch
+        model = build_model()
+        for _ in range(5):
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+            optimizer.zero_grad()
+            model(torch.randn(10, 5)).sum().backward()
+            optimizer.step()
+        """,
     ]
 
     def check(self, facts):
@@ -90,6 +100,8 @@ class OptimizerRebuiltInLoop(Rule):
                 over = call.args[0] if call.args else None
                 if over is not None and bound_in_loop(over, loop) or starts_new_run(fn, loop):
                     continue  # built over something made in this iteration (a new model: a new run)
+                if keeps_no_state(fn, call):
+                    continue  # plain SGD: nothing to start over
                 yield Report(call, f"{last_part(built.target)} is constructed on every iteration of this training "
                                    f"loop (line {loop.line}): its state (moments, schedule position, loss scale) "
                                    f"starts over each time; build it once before the loop")

@@ -9,7 +9,7 @@ from .boundaries import is_accumulation_count
 from .model import Event, FunctionFacts, Kind, Loop, Unpacked
 from .roles import constructor_of
 from .values import binding_before, nonzero_almost_surely
-from .syntax import called_names, dotted, last_part, name_words, names_in
+from .syntax import RETURNS_SELF, called_names, dotted, last_part, name_words, names_in
 
 _DETACHING_METHODS = {"detach", "item", "numpy", "tolist"}
 
@@ -131,6 +131,8 @@ def _activation_module(fn: FunctionFacts, call: ast.Call) -> Optional[Tuple[str,
 
 
 def _last_activation(fn: FunctionFacts, value: ast.AST) -> Optional[Tuple[str, ast.AST]]:
+    while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in RETURNS_SELF:
+        value = value.func.value  # nn.Sequential(...).to(device) is the Sequential
     if not isinstance(value, ast.Call):
         return None
     callee = fn.file.qualify(dotted(value.func) or "")

@@ -171,3 +171,13 @@ def nonzero_almost_surely(fn: FunctionFacts, expr: ast.AST, line: int, depth: in
     name = dotted(expr)
     value = binding_before(fn, name, line) if name is not None else None
     return isinstance(value, ast.expr) and nonzero_almost_surely(fn, value, value.lineno, depth + 1)
+
+
+def keeps_no_state(fn: FunctionFacts, call: ast.Call) -> bool:
+    """An optimizer that carries nothing from one step to the next: plain SGD (no momentum), so
+    building a new one every iteration loses nothing."""
+    if last_part(fn.file.qualify(dotted(call.func) or "")) != "SGD":
+        return False
+    momentum = next((k.value for k in call.keywords if k.arg == "momentum"),
+                    call.args[2] if len(call.args) > 2 else None)
+    return momentum is None or isinstance(momentum, ast.Constant) and momentum.value == 0
