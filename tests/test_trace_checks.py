@@ -141,7 +141,7 @@ CASES = {
     "TL403 optimizer built on every iteration (line evidence)": ("""\
         model = nn.Linear(4, 1)
         for x, y in data:
-            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
             opt.zero_grad()
             nn.functional.mse_loss(model(x), y).backward()
             opt.step()
@@ -278,7 +278,7 @@ def test_line_evidence_refutes_a_constructor_that_ran_once(tmp_path):
     body = """\
         model = nn.Linear(4, 1)
         for epoch in range(1):
-            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
             for x, y in data:
                 opt.zero_grad()
                 nn.functional.mse_loss(model(x), y).backward()
