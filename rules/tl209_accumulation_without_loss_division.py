@@ -166,9 +166,10 @@ class AccumulationWithoutLossDivision(Rule):
 
     def check(self, facts):
         for fn in functions(facts):
-            if gradients_rescaled(fn):
+            windows = list(accumulation_windows(fn))
+            if not windows or gradients_rescaled(fn):  # the walk over the body only where it can matter
                 continue
-            for window in accumulation_windows(fn):
+            for window in windows:
                 own = [b for b in window.backwards if not b.via and not _framework_divides(fn, b)]
                 if not own or len(own) != len(window.backwards):
                     continue  # a backward trainlint cannot see into, or one that divides itself
