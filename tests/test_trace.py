@@ -214,23 +214,27 @@ finally:
 """
 
 
-@pytest.mark.parametrize("diverge", [False, True])
-def test_torchrun_two_ranks_gloo(tmp_path, diverge):
+def torchrun_trace(tmp_path, script, *script_args):
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     if not os.path.exists(torchrun):
         pytest.skip("torchrun is not installed next to this Python")
-    script = tmp_path / "ddp_train.py"
-    script.write_text(DDP_SCRIPT)
+    path = tmp_path / "train.py"
+    path.write_text(script)
     import socket
 
     with socket.socket() as probe:  # a free port for the rendezvous
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "trainlint", "trace", "--steps", "4", "--timeout", "120", "--format", "json", "--",
-               torchrun, "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}", str(script)] + (
-                   ["--diverge"] if diverge else [])
+               torchrun, "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}", str(path),
+               *script_args]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=240)
-    report = json.loads(result.stdout)
+    return result, json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("diverge", [False, True])
+def test_torchrun_two_ranks_gloo(tmp_path, diverge):
+    result, report = torchrun_trace(tmp_path, DDP_SCRIPT, *(["--diverge"] if diverge else []))
     assert [r["rank"] for r in report["ranks"]] == [0, 1]
     divergent = [f for f in report["findings"] if f["code"] == "TR010"]
     if diverge:
@@ -261,24 +265,6 @@ for i in range(8):
 if mode != "no-process-group":
     dist.destroy_process_group()
 """
-
-
-def torchrun_trace(tmp_path, script, *script_args):
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    if not os.path.exists(torchrun):
-        pytest.skip("torchrun is not installed next to this Python")
-    path = tmp_path / "train.py"
-    path.write_text(script)
-    import socket
-
-    with socket.socket() as probe:  # a free port for the rendezvous
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "trainlint", "trace", "--steps", "4", "--timeout", "120", "--format", "json", "--",
-               torchrun, "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={port}", str(path),
-               *script_args]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=240)
-    return result, json.loads(result.stdout)
 
 
 @pytest.mark.parametrize("mode, drifts", [("bare-on-odd-steps", True), ("ddp-every-step", False),

@@ -3,6 +3,7 @@ concrete syntax tree that keeps comments, blank lines, indentation (tabs too) an
 then express the change as one text edit over the lines that differ, like every other fix."""
 from __future__ import annotations
 
+import functools
 from typing import List, Optional
 
 import libcst as cst
@@ -16,14 +17,9 @@ def restructure_edits(text: str, change: Restructure) -> Optional[List[dict]]:
     """The edits that carry out ``change`` on ``text``; None when it cannot be done exactly (the
     statements are not alone on their lines, a statement is missing, the result does not parse)."""
     try:
-        wrapper = MetadataWrapper(cst.parse_module(text), unsafe_skip_copy=True)
-        positions = wrapper.resolve(PositionProvider)
+        module, starting = _statements(text)
     except Exception:  # any file LibCST cannot read gets no structural fix
         return None
-    starting = {}
-    for node, span in positions.items():
-        if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
-            starting.setdefault(span.start.line, node)
     anchor = starting.get(change.anchor)
     moved = starting.get(change.moved) if change.moved is not None else None
     if anchor is None or moved is anchor or (change.moved is not None and not _single_statement(moved)) \
@@ -38,7 +34,7 @@ def restructure_edits(text: str, change: Restructure) -> Optional[List[dict]]:
         except cst.ParserSyntaxError:
             return None
     mover = _Mover(anchor, moved, statement, change.after)
-    new_text = wrapper.module.visit(mover).code
+    new_text = module.visit(mover).code
     if not mover.placed or new_text == text:
         return None
     try:
@@ -46,6 +42,19 @@ def restructure_edits(text: str, change: Restructure) -> Optional[List[dict]]:
     except Exception:
         return None
     return [_edit_between(text, new_text)]
+
+
+@functools.lru_cache(maxsize=4)
+def _statements(text: str):
+    """The module's concrete tree and the statement that starts on each line, parsed once per
+    text: a file with several structural findings is not parsed again for each (the tree is
+    immutable, every fix builds its own new one)."""
+    wrapper = MetadataWrapper(cst.parse_module(text), unsafe_skip_copy=True)
+    starting = {}
+    for node, span in wrapper.resolve(PositionProvider).items():
+        if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            starting.setdefault(span.start.line, node)
+    return wrapper.module, starting
 
 
 def _single_statement(node) -> bool:
