@@ -1,5 +1,6 @@
 from trainlint.rule import Fix, Report, Rule
 from trainlint.semantics.modes import is_builder, returned_eval_model, uses_of_built_model
+from trainlint.semantics.prerequisites import EVAL_MODE
 
 
 class BuilderReturnsEvalModel(Rule):
@@ -26,7 +27,7 @@ class BuilderReturnsEvalModel(Rule):
     name = "builder-returns-eval-model"
     severity = "warning"
     summary = "model builder returns the model in eval mode"
-    triggers = (".eval()", "train(False)", "train(mode=False)")
+    requires = (EVAL_MODE,)
 
     INVALID = [
         """

@@ -2,6 +2,7 @@ from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import under_no_grad
 from trainlint.semantics.modes import is_trained_module, passes, stepped_modules
+from trainlint.semantics.prerequisites import EVAL_MODE, TRAINING
 
 
 class EvalModeNeverRestored(Rule):
@@ -25,7 +26,7 @@ class EvalModeNeverRestored(Rule):
     name = "eval-mode-never-restored"
     severity = "error"
     summary = "model.eval() inside the training loop without .train() before the next backward()"
-    triggers = (".eval()", "train(False)", "train(mode=False)")
+    requires = (EVAL_MODE, TRAINING)
 
     INVALID = [
         """

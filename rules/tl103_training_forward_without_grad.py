@@ -5,6 +5,7 @@ from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import computed_without_grad
 from trainlint.semantics.modes import trained_modules
 from trainlint.semantics.syntax import calls_in, dotted
+from trainlint.semantics.prerequisites import BACKWARD, NO_GRAD
 
 
 class TrainingForwardWithoutGrad(Rule):
@@ -27,7 +28,7 @@ class TrainingForwardWithoutGrad(Rule):
     name = "training-forward-without-grad"
     severity = "error"
     summary = "the trained model's forward runs under no_grad and its output reaches backward()"
-    triggers = ("no_grad", "inference_mode", "set_grad_enabled")
+    requires = (BACKWARD, NO_GRAD)
 
     INVALID = [
         """

@@ -1,6 +1,7 @@
 from trainlint.rule import Report, Restructure, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.boundaries import accumulation_boundary, clears_gradients_of, describe
+from trainlint.semantics.prerequisites import GRADIENTS_CLEARED, OPTIMIZER_STEP
 
 
 class ZeroGradEveryMicroBatch(Rule):
@@ -27,7 +28,7 @@ class ZeroGradEveryMicroBatch(Rule):
     name = "zero-grad-every-micro-batch"
     severity = "error"
     summary = "zero_grad() runs every micro-batch while step() runs every k: accumulation is lost"
-    triggers = ("zero_grad", "grad = None")
+    requires = (GRADIENTS_CLEARED, OPTIMIZER_STEP)
 
     INVALID = [
         """

@@ -1,6 +1,7 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, exclusive, functions
 from trainlint.semantics.boundaries import clears_gradients_of, found_in_one_helper
+from trainlint.semantics.prerequisites import BACKWARD, GRADIENTS_CLEARED, OPTIMIZER_STEP
 
 
 class ZeroGradBetweenBackwardAndStep(Rule):
@@ -22,7 +23,7 @@ class ZeroGradBetweenBackwardAndStep(Rule):
     name = "zero-grad-between-backward-and-step"
     severity = "error"
     summary = "zero_grad() between backward() and step(): the step applies zero gradients"
-    triggers = ("zero_grad", "grad = None")
+    requires = (GRADIENTS_CLEARED, OPTIMIZER_STEP, BACKWARD)
 
     INVALID = [
         """

@@ -3,6 +3,7 @@ import ast
 from trainlint.rule import Report, Restructure, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.boundaries import loop_passes_away, may_clear_gradients_of
+from trainlint.semantics.prerequisites import BACKWARD, OPTIMIZER_STEP
 
 
 class GradientsNeverCleared(Rule):
@@ -26,7 +27,7 @@ class GradientsNeverCleared(Rule):
     name = "gradients-never-cleared"
     severity = "warning"
     summary = "backward() and step() in a loop, but gradients are never cleared"
-    triggers = ("backward",)
+    requires = (BACKWARD, OPTIMIZER_STEP)
 
     INVALID = [
         """

@@ -2,6 +2,7 @@ from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import outside_graph
 from trainlint.semantics.syntax import text
+from trainlint.semantics.prerequisites import BACKWARD
 
 
 class LossDetachedBeforeBackward(Rule):
@@ -27,7 +28,7 @@ class LossDetachedBeforeBackward(Rule):
     name = "loss-detached-before-backward"
     severity = "error"
     summary = "backward() on a loss rebuilt outside the graph (.item(), .detach(), .data)"
-    triggers = ("backward",)
+    requires = (BACKWARD,)
 
     INVALID = [
         """

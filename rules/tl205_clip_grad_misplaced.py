@@ -1,5 +1,6 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, exclusive, functions
+from trainlint.semantics.prerequisites import BACKWARD, CLIP, OPTIMIZER_STEP
 
 
 class ClipGradMisplaced(Rule):
@@ -22,7 +23,7 @@ class ClipGradMisplaced(Rule):
     name = "clip-grad-misplaced"
     severity = "error"
     summary = "gradient clipping after step() or before backward(): it clips nothing applied"
-    triggers = ("clip_grad",)
+    requires = (CLIP, BACKWARD, OPTIMIZER_STEP)
 
     INVALID = [
         """

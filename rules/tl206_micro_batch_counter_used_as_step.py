@@ -6,6 +6,7 @@ from trainlint.semantics.boundaries import (
     accumulation_boundary, describe, forward_call_counters, instances_of, used_as_step_count,
 )
 from trainlint.semantics.syntax import text
+from trainlint.semantics.prerequisites import OPTIMIZER_STEP
 
 
 class MicroBatchCounterUsedAsStep(Rule):
@@ -30,7 +31,7 @@ class MicroBatchCounterUsedAsStep(Rule):
     name = "micro-batch-counter-used-as-step"
     severity = "warning"
     summary = "a micro-batch counter used as the optimizer-step count (warm-up, EMA, schedule)"
-    triggers = ("warmup", "warm_up", "step=", "steps=", "num_updates=", "iteration=")
+    requires = (OPTIMIZER_STEP,)
 
     INVALID = [
         """

@@ -4,6 +4,7 @@ from trainlint.semantics.boundaries import (
     backward_events_in, boundary_guards, describe, divided_by_accumulation, loop_targets, may_clear_gradients_of,
     modulus_counter,
 )
+from trainlint.semantics.prerequisites import GRADIENTS_CLEARED, OPTIMIZER_STEP
 
 
 class PartialAccumulationWindowLeaks(Rule):
@@ -29,7 +30,7 @@ class PartialAccumulationWindowLeaks(Rule):
     name = "partial-accumulation-window-leaks"
     severity = "info"
     summary = "leftover micro-batches of an epoch leak their gradients into the next epoch"
-    triggers = ("zero_grad", "grad = None")
+    requires = (GRADIENTS_CLEARED, OPTIMIZER_STEP)
 
     INVALID = [
         """

@@ -1,6 +1,7 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import GuardKind, Kind, functions
 from trainlint.semantics.boundaries import may_clear_gradients_of
+from trainlint.semantics.prerequisites import BACKWARD, NAN_CHECK, OPTIMIZER_STEP
 
 
 class NanSkipKeepsGradients(Rule):
@@ -24,7 +25,7 @@ class NanSkipKeepsGradients(Rule):
     name = "nan-skip-keeps-gradients"
     severity = "error"
     summary = "a non-finite check skips step() after backward() but keeps the bad gradients"
-    triggers = ("isfinite", "isnan", "isinf")
+    requires = (NAN_CHECK, BACKWARD, OPTIMIZER_STEP)
 
     INVALID = [
         """

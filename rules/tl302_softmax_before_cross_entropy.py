@@ -1,6 +1,7 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import activation_of
+from trainlint.semantics.prerequisites import ACTIVATION, LOGIT_LOSS
 
 
 class SoftmaxBeforeCrossEntropy(Rule):
@@ -26,7 +27,7 @@ class SoftmaxBeforeCrossEntropy(Rule):
     name = "softmax-before-cross-entropy"
     severity = "error"
     summary = "softmax/sigmoid outputs fed to a loss that applies it again (CrossEntropy, BCEWithLogits)"
-    triggers = ("softmax", "sigmoid", "Softmax", "Sigmoid")
+    requires = (LOGIT_LOSS, ACTIVATION)
 
     INVALID = [
         """

@@ -5,6 +5,7 @@ from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import bound_outside, computed_without_grad, holds_loss, reset_inside, runs_with_grad
 from trainlint.semantics.values import consumed_inside, is_local, returned
 from trainlint.semantics.syntax import dotted
+from trainlint.semantics.prerequisites import ACCUMULATION, LOSS_OR_BACKWARD
 
 
 class LossTensorAccumulated(Rule):
@@ -37,7 +38,7 @@ class LossTensorAccumulated(Rule):
     name = "loss-tensor-accumulated"
     severity = "warning"
     summary = "loss tensor summed/appended across iterations without .item()/.detach(): graphs leak"
-    triggers = ("backward", "loss")  # a validation file may hold no backward()
+    requires = (ACCUMULATION, LOSS_OR_BACKWARD)
 
     INVALID = [
         """

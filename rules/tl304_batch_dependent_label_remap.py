@@ -4,6 +4,7 @@ from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.boundaries import describe
 from trainlint.semantics.syntax import calls_in, dotted, last_part, root_name
+from trainlint.semantics.prerequisites import BATCH_REDUCTION, LOOP, SHIFT
 
 _REDUCTIONS = {"max", "min", "amax", "amin", "any", "all", "sum", "unique", "item"}
 
@@ -29,7 +30,7 @@ class BatchDependentLabelRemap(Rule):
     name = "batch-dependent-label-remap"
     severity = "warning"
     summary = "labels shifted under a condition computed from the current batch"
-    triggers = ("max()", "min()", ".any()", "max(", "min(")
+    requires = (BATCH_REDUCTION, LOOP, SHIFT)
 
     INVALID = [
         """

@@ -1,6 +1,7 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics.dataflow import unguarded_normalisations
 from trainlint.semantics import functions
+from trainlint.semantics.prerequisites import LOSS_OR_BACKWARD, NORMALISATION
 
 
 class UnguardedNormalisation(Rule):
@@ -28,7 +29,7 @@ class UnguardedNormalisation(Rule):
     name = "unguarded-normalisation"
     severity = "warning"
     summary = "division or log of a value that can be 0 (union, norm, softmax, difference) with no epsilon"
-    triggers = ("union", "log(", "norm(")
+    requires = (NORMALISATION, LOSS_OR_BACKWARD)
 
     INVALID = [
         """

@@ -1,6 +1,7 @@
 from trainlint.rule import Report, Restructure, Rule
 from trainlint.semantics import GuardKind, Kind, exclusive, functions
 from trainlint.semantics.boundaries import accumulation_boundary, boundary_guards, describe, is_prepared, matching_steps
+from trainlint.semantics.prerequisites import OPTIMIZER_STEP
 
 
 class SchedulerStepNotAligned(Rule):
@@ -27,7 +28,7 @@ class SchedulerStepNotAligned(Rule):
     name = "scheduler-step-not-aligned"
     severity = "error"
     summary = "scheduler/EMA step not under the same guard as optimizer.step()"
-    triggers = ("step(", "step_update(", "update(", "update_parameters(")
+    requires = (OPTIMIZER_STEP,)
 
     INVALID = [
         """

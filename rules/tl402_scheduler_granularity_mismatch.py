@@ -1,6 +1,7 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.schedules import counts_epochs, scheduler_granularity
+from trainlint.semantics.prerequisites import BACKWARD, OPTIMIZER_STEP
 
 
 class SchedulerGranularityMismatch(Rule):
@@ -27,7 +28,7 @@ class SchedulerGranularityMismatch(Rule):
     name = "scheduler-granularity-mismatch"
     severity = "warning"
     summary = "epoch scheduler stepped per batch, or per-iteration scheduler stepped per epoch"
-    triggers = ("step(",)
+    requires = (OPTIMIZER_STEP, BACKWARD)
 
     INVALID = [
         """

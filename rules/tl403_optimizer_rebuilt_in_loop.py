@@ -3,6 +3,7 @@ from trainlint.semantics import Kind, functions
 from trainlint.semantics.boundaries import backward_events_in
 from trainlint.semantics.syntax import last_part
 from trainlint.semantics.values import bound_in_loop, keeps_no_state, starts_new_run
+from trainlint.semantics.prerequisites import BACKWARD
 
 
 class OptimizerRebuiltInLoop(Rule):
@@ -27,7 +28,7 @@ class OptimizerRebuiltInLoop(Rule):
     name = "optimizer-rebuilt-in-loop"
     severity = "error"
     summary = "optimizer/scheduler/GradScaler constructed inside the training loop: state resets"
-    triggers = ("backward",)
+    requires = (BACKWARD,)
 
     INVALID = [
         """

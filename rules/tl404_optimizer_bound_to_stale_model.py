@@ -4,6 +4,7 @@ from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, Role, functions
 from trainlint.semantics.modes import rebinds_to_new_module
 from trainlint.semantics.roles import constructor_of
+from trainlint.semantics.prerequisites import BACKWARD, OPTIMIZER_STEP
 
 
 class OptimizerBoundToStaleModel(Rule):
@@ -27,7 +28,7 @@ class OptimizerBoundToStaleModel(Rule):
     name = "optimizer-bound-to-stale-model"
     severity = "error"
     summary = "optimizer built from model.parameters(), then model rebound to a new module"
-    triggers = ("parameters()",)
+    requires = (BACKWARD, OPTIMIZER_STEP)
 
     INVALID = [
         """

@@ -3,6 +3,7 @@ from trainlint.semantics import Kind, functions
 from trainlint.semantics.distributed import optimizers_built_from
 from trainlint.semantics.modes import freezes, may_unfreeze_after
 from trainlint.semantics.syntax import text
+from trainlint.semantics.prerequisites import BACKWARD, FREEZE
 
 
 class OptimizerParametersFrozen(Rule):
@@ -30,8 +31,7 @@ class OptimizerParametersFrozen(Rule):
     name = "optimizer-parameters-frozen"
     severity = "error"
     summary = "every parameter given to the optimizer is frozen"
-    triggers = ("requires_grad",)
-    triggers_required = True  # freezing is spelt `requires_grad_(False)` or `.requires_grad = False`
+    requires = (FREEZE, BACKWARD)
 
     INVALID = [
         """

@@ -2,6 +2,7 @@ from trainlint.rule import Report, Rule
 from trainlint.semantics import functions
 from trainlint.semantics.distributed import optimizers_built_from, sharding_calls
 from trainlint.semantics.syntax import exclusive_nodes, last_part, text
+from trainlint.semantics.prerequisites import SHARDING
 
 
 class OptimizerBuiltBeforeSharding(Rule):
@@ -26,8 +27,7 @@ class OptimizerBuiltBeforeSharding(Rule):
     name = "optimizer-built-before-sharding"
     severity = "error"
     summary = "optimizer built before the model's parameters were replaced by sharding"
-    triggers = ("parallelize_module", "fully_shard", "FullyShardedDataParallel", "FSDP", "distribute_module")
-    triggers_required = True  # the wrapper's or transform's name is spelt out where it is imported or called
+    requires = (SHARDING,)
 
     INVALID = [
         """

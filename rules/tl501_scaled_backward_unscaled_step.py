@@ -1,6 +1,7 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, exclusive, functions
 from trainlint.semantics.boundaries import found_in_one_helper, loop_passes_away
+from trainlint.semantics.prerequisites import OPTIMIZER_STEP, SCALED_BACKWARD
 
 
 class ScaledBackwardUnscaledStep(Rule):
@@ -24,7 +25,7 @@ class ScaledBackwardUnscaledStep(Rule):
     name = "scaled-backward-unscaled-step"
     severity = "error"
     summary = "scaler.scale(loss).backward() with a plain optimizer.step(), or no scaler.update()"
-    triggers = (".scale(",)
+    requires = (SCALED_BACKWARD, OPTIMIZER_STEP)
 
     INVALID = [
         """

@@ -1,6 +1,7 @@
 from trainlint.rule import Report, Restructure, Rule
 from trainlint.semantics import Kind, exclusive, functions
 from trainlint.semantics.boundaries import found_in_one_helper
+from trainlint.semantics.prerequisites import CLIP, OPTIMIZER_STEP, SCALED_BACKWARD
 
 
 class ClipWithoutUnscale(Rule):
@@ -22,7 +23,7 @@ class ClipWithoutUnscale(Rule):
     name = "clip-without-unscale"
     severity = "error"
     summary = "gradient clipping on scaled gradients (no scaler.unscale_ before it)"
-    triggers = ("clip_grad",)
+    requires = (CLIP, SCALED_BACKWARD, OPTIMIZER_STEP)
 
     INVALID = [
         """

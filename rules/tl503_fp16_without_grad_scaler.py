@@ -1,6 +1,7 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, Role, functions, role_of
 from trainlint.semantics.modes import is_trained_module
+from trainlint.semantics.prerequisites import BACKWARD, FP16, OPTIMIZER_STEP
 
 
 class Fp16WithoutGradScaler(Rule):
@@ -25,7 +26,7 @@ class Fp16WithoutGradScaler(Rule):
     name = "fp16-without-grad-scaler"
     severity = "warning"
     summary = "float16 training (autocast fp16 or .half()) with no GradScaler"
-    triggers = ("autocast", ".half()")
+    requires = (FP16, BACKWARD, OPTIMIZER_STEP)
 
     INVALID = [
         """

@@ -3,6 +3,7 @@ import ast
 from trainlint.rule import Fix, Report, Rule
 from trainlint.semantics import Kind
 from trainlint.semantics.modules import module_classes, module_constructor, torch_nn_prefix
+from trainlint.semantics.prerequisites import ATTRIBUTE_CONTAINER, MODULE_CLASS
 
 
 class SubmodulesInPlainContainer(Rule):
@@ -28,7 +29,7 @@ class SubmodulesInPlainContainer(Rule):
     name = "submodules-in-plain-container"
     severity = "error"
     summary = "layers kept in a plain list/dict attribute: invisible to parameters() and state_dict()"
-    triggers = ("Module",)
+    requires = (MODULE_CLASS, ATTRIBUTE_CONTAINER)
 
     INVALID = [
         """

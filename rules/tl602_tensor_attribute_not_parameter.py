@@ -3,6 +3,7 @@ import ast
 from trainlint.rule import Fix, Report, Rule
 from trainlint.semantics.modules import module_classes, torch_nn_prefix
 from trainlint.semantics.syntax import dotted, last_part
+from trainlint.semantics.prerequisites import MODULE_CLASS, TENSOR_ATTRIBUTE
 
 
 class TensorAttributeNotParameter(Rule):
@@ -28,7 +29,7 @@ class TensorAttributeNotParameter(Rule):
     name = "tensor-attribute-not-parameter"
     severity = "error"
     summary = "trainable tensor stored as a plain attribute instead of nn.Parameter"
-    triggers = ("requires_grad", "Variable(")
+    requires = (MODULE_CLASS, TENSOR_ATTRIBUTE)
 
     INVALID = [
         """

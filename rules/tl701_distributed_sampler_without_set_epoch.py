@@ -3,6 +3,7 @@ from trainlint.semantics import Kind, Role, functions, role_of
 from trainlint.semantics.loaders import data_loaders_of, loaders_trained_on, sampler_of
 from trainlint.semantics.syntax import last_part
 from trainlint.semantics.values import callee_of, origins
+from trainlint.semantics.prerequisites import DISTRIBUTED_SAMPLER, TRAINING
 
 
 class DistributedSamplerWithoutSetEpoch(Rule):
@@ -26,7 +27,7 @@ class DistributedSamplerWithoutSetEpoch(Rule):
     name = "distributed-sampler-without-set-epoch"
     severity = "warning"
     summary = "DistributedSampler never gets set_epoch(): the same order every epoch"
-    triggers = ("DistributedSampler",)
+    requires = (DISTRIBUTED_SAMPLER, TRAINING)
 
     INVALID = [
         """

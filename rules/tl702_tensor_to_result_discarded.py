@@ -2,6 +2,7 @@ from trainlint.rule import Fix, Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import is_known_tensor
 from trainlint.semantics.syntax import text
+from trainlint.semantics.prerequisites import DISCARDED_MOVE
 
 
 class TensorToResultDiscarded(Rule):
@@ -25,7 +26,7 @@ class TensorToResultDiscarded(Rule):
     name = "tensor-to-result-discarded"
     severity = "error"
     summary = "x.to(device) on a tensor as a statement: the moved tensor is thrown away"
-    triggers = (".to(", ".cuda(", ".half(", ".float(", ".double(", ".bfloat16(", ".long(")
+    requires = (DISCARDED_MOVE,)
 
     INVALID = [
         """

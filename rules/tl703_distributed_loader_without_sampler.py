@@ -2,6 +2,7 @@ from trainlint.rule import Report, Rule
 from trainlint.semantics import functions
 from trainlint.semantics.distributed import data_parallel_setup
 from trainlint.semantics.loaders import data_loaders_of, draws_from_whole_dataset, loaders_trained_on
+from trainlint.semantics.prerequisites import DATA_PARALLEL, TRAINING
 
 
 class DistributedLoaderWithoutSampler(Rule):
@@ -29,8 +30,7 @@ class DistributedLoaderWithoutSampler(Rule):
     name = "distributed-loader-without-sampler"
     severity = "warning"
     summary = "DDP/FSDP training loop over a DataLoader with no DistributedSampler: every rank sees all data"
-    triggers = ("DistributedDataParallel", "FullyShardedDataParallel", "FSDP", "fully_shard")
-    triggers_required = True
+    requires = (DATA_PARALLEL, TRAINING)
     INVALID = [
         """
         import torch.distributed as dist

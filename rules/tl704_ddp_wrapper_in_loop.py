@@ -2,6 +2,7 @@ from trainlint.rule import Report, Rule
 from trainlint.semantics import functions
 from trainlint.semantics.distributed import bare_module_called_beside_wrapper, ddp_wrappings, wrappers_in_training_loops
 from trainlint.semantics.syntax import calls_in, dotted, last_part, text
+from trainlint.semantics.prerequisites import DATA_PARALLEL, TRAINING
 
 
 class DdpWrapperInLoop(Rule):
@@ -27,8 +28,7 @@ class DdpWrapperInLoop(Rule):
     name = "ddp-wrapper-in-loop"
     severity = "error"
     summary = "DDP/FSDP wrapper built inside the training loop, or the bare module trained beside it"
-    triggers = ("DistributedDataParallel", "FullyShardedDataParallel", "FSDP")
-    triggers_required = True  # the wrapper's or transform's name is spelt out where it is imported or called
+    requires = (DATA_PARALLEL, TRAINING)
 
     INVALID = [
         """

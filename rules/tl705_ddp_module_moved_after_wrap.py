@@ -1,6 +1,7 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import functions
 from trainlint.semantics.distributed import changes_after_wrapping, ddp_wrappings
+from trainlint.semantics.prerequisites import DDP
 
 
 class DdpModuleMovedAfterWrap(Rule):
@@ -30,8 +31,7 @@ class DdpModuleMovedAfterWrap(Rule):
     name = "ddp-module-moved-after-wrap"
     severity = "error"
     summary = "module converted or its parameters replaced after DistributedDataParallel wrapped it"
-    triggers = ("DistributedDataParallel",)
-    triggers_required = True  # the wrapper's or transform's name is spelt out where it is imported or called
+    requires = (DDP,)
 
     INVALID = [
         """

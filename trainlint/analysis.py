@@ -3,7 +3,6 @@ comments. Runs in worker processes; everything it returns is plain JSON-able dat
 from __future__ import annotations
 
 import ast
-import functools
 import os
 import re
 import warnings
@@ -37,29 +36,29 @@ def problem(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
     return Finding("TL000", "file-not-linted", "error", message, path, line, column, line, column, None)
 
 
-def may_match(data: bytes, triggers: Tuple[bytes, ...]) -> bool:
-    return any(t in data for t in triggers)
+def may_match(data: bytes, codes, answered: bool = False) -> bool:
+    """Whether any of the rules ``codes`` can match a file with these bytes (see Rule.may_match)."""
+    rules, found = all_rules(), {}
+    return any(rules[code].may_match(data, answered, found) for code in codes)
 
 
 def parses(data: bytes) -> bool:
-    """Whether the bytes are Python that ``ast.parse`` accepts."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # invalid escape sequences and the like are the linted code's
-            ast.parse(data)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
+    """Whether the bytes are Python that ``ast.parse`` accepts. Compiling to bytecode answers most
+    files faster (it builds no Python objects for the syntax tree); what it rejects beyond the
+    parser's rules (``return`` outside a function) is asked of ``ast.parse`` itself."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid escape sequences and the like are the linted code's
+        for check in (_compiles, ast.parse):
+            try:
+                check(data)
+                return True
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                pass
+    return False
 
 
-@functools.lru_cache(maxsize=None)
-def _encoded_triggers(rule: type) -> Tuple[bytes, ...]:
-    return tuple(t.encode() for t in rule.triggers)
-
-
-def triggers_for(codes) -> Tuple[bytes, ...]:
-    rules = all_rules()
-    return tuple({t.encode() for code in codes for t in rules[code].triggers})
+def _compiles(data: bytes) -> None:
+    compile(data, "<linted>", "exec", dont_inherit=True)
 
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -96,12 +95,13 @@ def lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Setting
     if not path.endswith(".ipynb"):
         return lint_bytes(data, path, module, settings, index)
     from .notebooks import NotebookError, map_back, virtual_source
+    from .semantics.summaries import AnsweringIndex
 
     try:
         source, origin = virtual_source(data)
     except NotebookError as error:
         return empty_result(module[0], [problem(path, str(error)).to_json()])
-    if not may_match(source, triggers_for(settings.codes)):
+    if not may_match(source, settings.codes, isinstance(index, AnsweringIndex)):
         return empty_result(module[0])
     result = lint_bytes(source, path, module, settings, index)
     for key in ("findings", "unused"):
@@ -121,7 +121,7 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         return result
     from .semantics import analyze, functions
     from .semantics.modes import builder_uses, returned_eval_model
-    from .semantics.summaries import RecordingIndex, summarize
+    from .semantics.summaries import AnsweringIndex, RecordingIndex, summarize
 
     try:
         with warnings.catch_warnings():
@@ -139,10 +139,11 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
     lines = split_lines(text)
     findings: List[Finding] = []
     rules = all_rules()
+    answered, found = isinstance(index, AnsweringIndex), {}
     for code in settings.codes:
         rule = rules[code]
-        if rule.triggers_required and not may_match(data, _encoded_triggers(rule)):
-            continue  # none of the words it cannot match without
+        if not rule.may_match(data, answered, found):
+            continue  # the file lacks what this rule cannot match without
         for report in rule().check(facts):
             findings.append(_finding(rule, report, path, text, lines, settings))
     seen = set()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from . import __version__
-from .analysis import Settings, empty_result, lint_file, may_match, module_of, parses, problem, triggers_for
+from .analysis import Settings, empty_result, lint_file, may_match, module_of, parses, problem
 from .config import Config, expand_codes
 
 PYTHON_SUFFIXES = (".py", ".pyi", ".ipynb")
@@ -148,16 +148,10 @@ class Engine:
                  progress: Optional[Callable[[int, int], None]] = None):
         self.config = config
         self.settings = settings_for(config)
-        self._triggers = None
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.cache = Cache(cache_dir)
         self.salt = f"{__version__}\0{self.settings.fingerprint()}"
         self.progress = progress  # called with (done, total) while files are analysed
-
-    def triggers(self) -> Tuple[bytes, ...]:
-        if self._triggers is None:  # imports the rules: only when a file is not in the cache
-            self._triggers = triggers_for(self.settings.codes)
-        return self._triggers
 
     def key(self, *parts) -> str:
         digest = hashlib.sha256(self.salt.encode())
@@ -190,7 +184,7 @@ class Engine:
                 results[source.path] = cached
                 if cached.get("skipped"):
                     skipped.append(task)
-            elif not may_match(source.data, self.triggers()) and b"\0" not in source.data \
+            elif not may_match(source.data, self.settings.codes) and b"\0" not in source.data \
                     and not source.path.endswith(".ipynb") and parses(source.data):  # a notebook is checked after it is read
                 # nothing a rule looks for: not analysed (a file that does not parse is, to say so)
                 results[source.path] = dict(empty_result(modules[source.path][0]), skipped=True)
@@ -201,6 +195,7 @@ class Engine:
         for task, result in zip(todo, self._run(todo)):
             results[task[1]] = result
             self.cache.put(keys[task[1]], result)
+        skipped = self._summary_callers_pass(skipped, results, keys)
         self._callers_pass(skipped, results, keys)
         self._second_pass(sources, results, modules, keys)
         for source in sources:
@@ -212,6 +207,24 @@ class Engine:
             if report_unused:
                 findings.extend(result.get("unused", ()))
         return sorted(findings, key=lambda f: (f["path"], f["line"], f["column"], f["code"]))
+
+    def _summary_callers_pass(self, skipped: list, results: Dict[str, dict], keys: Dict[str, str]) -> list:
+        """Analyse the skipped files that may call a function another file exported a summary
+        for (it trains, or leaves its argument in eval mode): those events happen at the call,
+        where no word of the calling file shows them. Returns the files still skipped."""
+        exported = {full_name(result, qualname) for result in results.values() for qualname in result["exports"]}
+        if not exported:
+            return skipped
+        by_leaf: Dict[bytes, List[str]] = {}
+        for name in exported:
+            by_leaf.setdefault(name.rsplit(".", 1)[-1].encode(), []).append(name)
+        todo = [task for task in skipped if any(
+            _may_call(task[0], name) for leaf in set(_CALLED.findall(task[0])) & by_leaf.keys() for name in by_leaf[leaf])]
+        for task, result in zip(todo, self._run(todo)):
+            results[task[1]] = result
+            self.cache.put(keys[task[1]], result)
+        analysed = {id(task) for task in todo}
+        return [task for task in skipped if id(task) not in analysed]
 
     def _callers_pass(self, skipped: list, results: Dict[str, dict], keys: Dict[str, str]) -> None:
         """Analyse the files the byte pre-filter skipped that call a model builder whose use is
@@ -275,6 +288,9 @@ class Engine:
 
 def full_name(result: dict, qualname: str) -> str:
     return f"{result['module']}.{qualname}" if result["module"] else qualname
+
+
+_CALLED = re.compile(rb"(\w+)\s*\(")
 
 
 def _may_call(data: bytes, qualified: str) -> bool:

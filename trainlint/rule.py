@@ -80,16 +80,23 @@ class Rule:
     name: ClassVar[str]
     severity: ClassVar[str]
     summary: ClassVar[str]
-    # substrings at least one of which must occur in a file for the rule to possibly match
-    triggers: ClassVar[Tuple[str, ...]]
-    # True when a file without any trigger cannot match (the rule is then not run on it); most
-    # rules' triggers only admit files to the analysis, and other words can lead to a finding
-    triggers_required: ClassVar[bool] = False
+    # what a file's text must show for the rule to possibly match (semantics.prerequisites): a
+    # file lacking any of them is not analysed for this rule
+    requires: ClassVar[tuple]
     VALID: ClassVar[List[str]] = []
     INVALID: ClassVar[List[str]] = []
 
     def check(self, facts) -> Iterable[Report]:
         raise NotImplementedError
+
+    @classmethod
+    def may_match(cls, data: bytes, answered: bool = False, found: Optional[dict] = None) -> bool:
+        """Whether a file with these bytes can hold a finding of this rule; ``answered``: the
+        file is linted with the other files' summaries, which can stand for some prerequisites;
+        ``found``: the prerequisites already looked for in these bytes."""
+        from .semantics.prerequisites import holds  # not at import: a fully cached run needs no semantics
+
+        return holds(cls.requires, data, answered, found)
 
     @classmethod
     def explain(cls) -> str:

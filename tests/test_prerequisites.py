@@ -1,0 +1,97 @@
+"""Byte prerequisites (semantics.prerequisites): a file lacking a rule's prerequisites is not
+analysed for it, so each prerequisite must hold wherever the rule can match — including the
+spellings a word list would miss."""
+import textwrap
+
+import pytest
+
+from trainlint.config import Config
+from trainlint.engine import Engine
+from trainlint.rule import all_rules, strip_markers
+from trainlint.semantics import prerequisites as P
+
+
+def lint(tmp_path, files):
+    for name, source in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(source))
+    engine = Engine(Config(root=str(tmp_path)), jobs=1)
+    return [(f["path"].rsplit("/", 1)[-1], f["code"], f["line"]) for f in engine.lint([str(tmp_path)])]
+
+
+@pytest.mark.parametrize("code", sorted(all_rules()))
+def test_every_flagged_example_meets_its_rule_prerequisites(code):
+    rule = all_rules()[code]
+    for example in rule.INVALID:
+        assert rule.may_match(strip_markers(example).encode()), (code, example)
+
+
+@pytest.mark.parametrize("name, source, expected", [
+    ("move.py", """\
+        def run(loader, model, use_cuda):
+            for images, labels in loader:
+                if use_cuda: images.cuda()
+                model(images)
+        """, ("move.py", "TL702", 3)),
+    ("remap.py", """\
+        def train(loader, model, opt):
+            for x, y in loader:
+                if y.max() > 9: y = y - 1
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+        """, ("remap.py", "TL304", 3)),
+    ("heads.py", """\
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.heads = nn.Linear(4, 2), nn.Linear(4, 3)
+        """, ("heads.py", "TL601", 6)),
+])
+def test_statements_after_a_colon_and_bare_tuples_are_seen(tmp_path, name, source, expected):
+    assert expected in lint(tmp_path, {name: source})
+
+
+@pytest.mark.parametrize("evidence, source, found", [
+    (P.DISCARDED_MOVE, "x = f(y.to(d))\n", False),
+    (P.DISCARDED_MOVE, "batch.x.to(d)\n", False),  # only a bare name can be known to hold a tensor
+    (P.DISCARDED_MOVE, "    y .to(d)\n", True),
+    (P.DISCARDED_MOVE, "a = 1; y.float()\n", True),
+    (P.SHIFT, "n = m - 1\n", False),
+    (P.SHIFT, "ok = x == x - 1\n", False),
+    (P.SHIFT, "z = self.y - 1\n", False),
+    (P.SHIFT, "self.y = self.y - 1\n", True),
+    (P.SHIFT, "    y=y+2\n", True),
+])
+def test_pattern_evidence_confirms_the_statement_not_the_substring(evidence, source, found):
+    assert evidence.found_in(source.encode()) is found
+
+
+def test_a_file_calling_a_summarised_helper_is_analysed(tmp_path, monkeypatch):
+    """Nothing in train.py meets a prerequisite, but it calls a helper that trains: the
+    helper's backward() happens at that call, so the file is analysed to ask about it."""
+    analysed = []
+    run = Engine._run
+
+    def recording_run(self, tasks):
+        analysed.extend(task[1].rsplit("/", 1)[-1] for task in tasks)
+        return run(self, tasks)
+
+    monkeypatch.setattr(Engine, "_run", recording_run)
+    lint(tmp_path, {
+        "engine.py": """\
+            def train_step(net, opt, x, y):
+                opt.zero_grad()
+                F.mse_loss(net(x), y).backward()
+                opt.step()
+            """,
+        "train.py": """\
+            from engine import train_step
+
+            for x, y in loader:
+                train_step(model, optimizer, x, y)
+            """,
+        "unrelated.py": "print('hello')\n",
+    })
+    assert "train.py" in analysed and "unrelated.py" not in analysed
