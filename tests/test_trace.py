@@ -27,7 +27,7 @@ FIXTURE_VERDICTS = {  # what tracing each buggy fixture shows (docs/trace-confir
     "video_classification": {("TL101", "confirmed"), ("TR009", None)},
     "regression_pipeline": {("TL301", "confirmed"), ("TL204", "confirmed"), ("TL401", "confirmed"),
                             ("TR001", None), ("TR002", None)},
-    "contrastive_regions": {("TL201", "confirmed"), ("TR005", None)},
+    "contrastive_regions": {("TL201", "confirmed"), ("TL206", "confirmed"), ("TR005", None)},
     "segmentation_fp16": {("TL503", "confirmed"), ("TR005", None)},
     "multitask_famo": {("TR005", None)},
 }

@@ -155,6 +155,29 @@ CASES = {
             nn.functional.mse_loss(model(x), y).backward()
             opt.step()
         """, {"TL702"}),
+    "TL206 warm-up counted in micro-batches (line evidence)": ("""\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        global_step, warmup_steps = 0, 100
+        for i, (x, y) in enumerate(data):
+            (nn.functional.mse_loss(model(x), y) / 4).backward()
+            global_step += 1
+            for group in opt.param_groups:
+                group["lr"] = 0.1 * min(1.0, global_step / warmup_steps)
+            if (i + 1) % 4 == 0:
+                opt.step()
+                opt.zero_grad()
+        """, {"TL206"}),
+    "TL207 an epoch's leftover micro-batches carried into the next step": ("""\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(5):
+            for i, (x, y) in enumerate(data[:10]):
+                (nn.functional.mse_loss(model(x), y) / 4).backward()
+                if (i + 1) % 4 == 0:
+                    opt.step()
+                    opt.zero_grad()
+        """, {"TL207"}),
     "TL102 model left in eval mode after validation": ("""\
         model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 1))
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -170,6 +193,16 @@ CASES = {
 }
 
 LOOKALIKES = {
+    "accumulation windows that divide the epoch (TL207 flagged, nothing carried over)": """\
+        model = nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(5):
+            for i, (x, y) in enumerate(data[:8]):
+                (nn.functional.mse_loss(model(x), y) / 4).backward()
+                if (i + 1) % 4 == 0:
+                    opt.step()
+                    opt.zero_grad()
+        """,
     "frozen batch-norm statistics in a training model (mmdet norm_eval)": """\
         model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
         opt = torch.optim.SGD(model.parameters(), lr=0.1)

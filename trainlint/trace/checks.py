@@ -61,6 +61,9 @@ def evidence(recorder: Recorder) -> Dict[str, List[Tuple[Site, str]]]:
         scaled = any(window[i].data.get("scaled") for i in backwards)
         if scaled and window[-1].data.get("plain"):
             add("TL501", window[-1].site, "optimizer.step() ran on gradients still scaled by the GradScaler")
+    leftover = _carried_over_window(recorder)
+    if leftover is not None:
+        add("TL207", *leftover)
     for site in recorder.uncleared_steps:
         add("TL203", site, "optimizer.step() applied gradients that were never cleared since the previous step")
     events = recorder.events
@@ -102,13 +105,31 @@ def evidence(recorder: Recorder) -> Dict[str, List[Tuple[Site, str]]]:
     return found
 
 
-LINE_EVIDENCE = ("TL301", "TL403", "TL702")  # rules whose evidence is how often their line ran
+def _carried_over_window(recorder: Recorder) -> Optional[Tuple[Site, str]]:
+    """A step that applied the gradients of more micro-batches than its accumulation windows
+    usually hold, none cleared in between: the micro-batches left over at an epoch's end, carried
+    into the next epoch's first step."""
+    sizes = []
+    for window in windows(recorder):
+        backwards = [i for i, e in enumerate(window) if e.kind == "backward"]
+        cleared = any(e.kind == "zero_grad" for e in window[backwards[0]:backwards[-1]]) if backwards else True
+        sizes.append((len(backwards), cleared, window[-1]))
+    usual = Counter(size for size, _, _ in sizes).most_common(1)[0][0] if len(sizes) >= 3 else 0
+    for size, cleared, step in sizes:
+        if usual > 1 and size > usual and not cleared and step.kind == "step":
+            return step.site, (f"optimizer.step() applied the gradients of {size} micro-batches where its windows "
+                               f"hold {usual}: {size - usual} left over at an epoch's end were carried into this step")
+    return None
+
+
+LINE_EVIDENCE = ("TL206", "TL301", "TL403", "TL702")  # rules whose evidence is how often their line ran
 
 
 def line_evidence(recorder: Recorder, lines) -> Dict[str, List[Tuple[Site, str]]]:
     """Evidence from how often the lines of static findings ran (see lines.py): a constructor that
     ran on every iteration, a discarded `.to()` that ran, a rescale that ran on some of the
-    iterations that reached backward() only."""
+    iterations that reached backward() only, a step counter that advanced more often than the
+    optimizer stepped."""
     found: Dict[str, List[Tuple[Site, str]]] = {}
     backwards = sum(1 for e in recorder.events if e.kind == "backward")
     for site, micros in lines.hits.items():
@@ -116,6 +137,10 @@ def line_evidence(recorder: Recorder, lines) -> Dict[str, List[Tuple[Site, str]]
         if "TL403" in codes and recorder.steps >= 2 and ran >= 2:
             found.setdefault("TL403", []).append(
                 (site, f"line {site[1]} ran {ran} times in {recorder.steps} optimizer steps: a new object each time"))
+        if "TL206" in codes and recorder.steps >= 2 and ran >= 1.5 * recorder.steps:
+            found.setdefault("TL206", []).append(
+                (site, f"line {site[1]} ran {ran} times for {recorder.steps} optimizer steps: the counter advances "
+                       f"once per micro-batch, not once per step"))
         if "TL702" in codes:
             found.setdefault("TL702", []).append(
                 (site, f"line {site[1]} ran {ran} times, and each time the converted tensor was thrown away"))

@@ -29,10 +29,12 @@ TABLE: Dict[str, Confirmation] = {
     "TL204": Confirmation(True, "event: backward() ran on a tensor with no autograd history", "regression_pipeline"),
     "TL205": Confirmation(False, "static only: clipping calls are not recorded; their place relative to backward() "
                                  "and step() is read from the code"),
-    "TL206": Confirmation(False, "static only: which counter a warm-up compares is not visible in a run without "
-                                 "line evidence"),
-    "TL207": Confirmation(False, "static only: the micro-batches left at an epoch's end show only over a full "
-                                 "epoch, longer than a trace"),
+    "TL206": Confirmation(True, "line evidence: the counter's increment ran at least 1.5 times per optimizer "
+                                "step", "contrastive_regions"),
+    "TL207": Confirmation(True, "event: a step applied the gradients of more micro-batches than its windows "
+                                "usually hold, none cleared between them (the leftovers of an epoch's end; seen "
+                                "only when the traced steps cross an epoch whose length is not a multiple of the "
+                                "window)"),
     "TL208": Confirmation(True, "event: a non-finite loss was backpropagated, its step skipped without clearing, "
                                 "and the next step applied the non-finite gradients"),
     "TL209": Confirmation(False, "static only: whether a summed loss was meant (a nominal batch) is the code's "
