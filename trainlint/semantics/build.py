@@ -366,6 +366,8 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
             return [event(Kind.ACCUMULATE, name, {"value": call.args[0]})] if name else []
         if method == "update_params":
             return [event(Kind.FRAMEWORK_STEP, name, {"framework": "mmengine"})]
+        if method not in _ROLE_METHODS:
+            return _plain_call(fn, call, func, frames, event)
         role = role_of(fn, name)
         if method == "step":
             if role == Role.SCALER and call.args:
@@ -387,6 +389,17 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
             return [event(Kind.SCALER_UPDATE, name)]
         if method in ("update", "update_parameters") and role == Role.EMA and call.args:
             return [event(Kind.EMA_UPDATE, name)]
+    return _plain_call(fn, call, func, frames, event)
+
+
+# the methods whose meaning depends on the receiver's role (an optimizer's step, a scaler's update)
+_ROLE_METHODS = {"step", "step_update", "unscale_", "update", "update_parameters"}
+
+
+def _plain_call(fn: FunctionFacts, call: ast.Call, func: ast.expr, frames: tuple, event) -> List[Event]:
+    """A call that is no method event of its receiver's role: a clip or zero_grad helper, a
+    criterion, a constructor of a role, a loss scaler, a train-mode method, or a call into code
+    that may have a summary."""
     name = dotted(func)
     if name is None:
         return []
@@ -405,7 +418,8 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
         return _loss_scaler(fn, call, frames, event)
     if isinstance(func, ast.Attribute) and func.attr in _EVENT_METHODS:
         return []
-    if isinstance(func, ast.Attribute) and _sets_train_mode(func.attr) and held_object(func.value) \
+    if isinstance(func, ast.Attribute) and "train" in func.attr.lower() and _sets_train_mode(func.attr) \
+            and held_object(func.value) \
             and not name.startswith("self.") and fn.file.local_function(name, fn) is None:
         # `discriminator.train_custom()`: a method of the model's own (unseen) class that sets train mode
         return [event(Kind.MODE, held_object(func.value), {"mode": "train"})]
