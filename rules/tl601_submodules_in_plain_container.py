@@ -2,7 +2,7 @@ import ast
 
 from trainlint.rule import Fix, Report, Rule
 from trainlint.semantics import Kind
-from trainlint.semantics.modules import module_classes, module_constructor, torch_nn_prefix
+from trainlint.semantics.modules import holds_state, module_classes, module_constructor, torch_nn_prefix
 from trainlint.semantics.prerequisites import ATTRIBUTE_CONTAINER, MODULE_CLASS
 
 
@@ -20,7 +20,9 @@ class SubmodulesInPlainContainer(Rule):
 
     Not flagged: containers later wrapped (`self.blocks = nn.ModuleList(self.blocks)`), modules
     also registered with `add_module`/`register_module`, and containers of things that are not
-    freshly built layers (a list holding an existing model to hide it from `parameters()`).
+    freshly built layers (a list holding an existing model to hide it from `parameters()`), and
+    layers with nothing to hide: no parameters, buffers or train/eval behaviour (pooling,
+    activations, padding, or a block of the file made only of those).
 
     Fix: `nn.ModuleList([...])` for lists and tuples, `nn.ModuleDict({...})` for dicts.
     """
@@ -113,6 +115,15 @@ class SubmodulesInPlainContainer(Rule):
             def __init__(self):
                 self.layers = [nn.Linear(2, 2)]
         """,
+        """
+        from torch import nn
+
+        class MultiScalePool(nn.Module):
+            def __init__(self, kernels):
+                super().__init__()
+                self.pools = [nn.AvgPool1d(k, stride=1) for k in kernels]
+                self.proj = nn.Linear(64, 64)
+        """,
     ]
 
     def check(self, facts):
@@ -156,7 +167,9 @@ def _plain_container(facts, value, later_elements):
         return None
     elements = list(elements) + ([] if elements else later_elements)
     # an nn.Sequential (or ModuleList) inside a plain list is as invisible as a single layer
-    if elements and all(module_constructor(facts, e) in ("layer", "wrapper") for e in elements):
+    # and layers without parameters, buffers or a train/eval behaviour lose nothing there
+    if elements and all(module_constructor(facts, e) in ("layer", "wrapper") for e in elements) \
+            and any(holds_state(facts, e) for e in elements):
         return "dict" if isinstance(value, (ast.Dict, ast.DictComp)) else (
             "tuple" if isinstance(value, ast.Tuple) else "list")
     return None

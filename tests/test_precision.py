@@ -390,6 +390,60 @@ CASES = {
                     opt.step()
         """,
     },
+    # Layers with no parameters, buffers or train/eval behaviour (pooling, activations), directly
+    # or inside a module class of the file, lose nothing in a plain list (Time-Series-Library's
+    # series decomposition blocks); a list of the same blocks holding a Linear or a Dropout does.
+    "parameter-free-blocks-in-a-list": {
+        "layers.py": """
+            import torch.nn as nn
+
+            class MovingAverage(nn.Module):
+                def __init__(self, kernel_size):
+                    super().__init__()
+                    self.kernel_size = kernel_size
+                    self.avg = nn.AvgPool1d(kernel_size, stride=1)
+
+                def forward(self, x):
+                    pad = (self.kernel_size - 1) // 2
+                    return self.avg(nn.functional.pad(x, (pad, pad)))
+
+            class Decompose(nn.Module):
+                def __init__(self, kernel_size):
+                    super().__init__()
+                    self.moving_avg = MovingAverage(kernel_size)
+
+                def forward(self, x):
+                    trend = self.moving_avg(x)
+                    return x - trend, trend
+
+            class Projected(nn.Module):
+                def __init__(self, kernel_size, dim, block):
+                    super().__init__()
+                    self.moving_avg = MovingAverage(kernel_size)
+                    self.proj = nn.Linear(dim, dim)
+                    self.block = block
+
+                def forward(self, x):
+                    return self.proj(self.moving_avg(x))
+
+            class Holder(nn.Module):
+                def __init__(self, block):
+                    super().__init__()
+                    self.block = block
+
+                def forward(self, x):
+                    return self.block(x)
+
+            class MultiScale(nn.Module):
+                def __init__(self, kernels, dim):
+                    super().__init__()
+                    self.decompositions = [Decompose(k) for k in kernels]
+                    self.pools = [nn.MaxPool1d(k) for k in kernels]
+                    self.projected = [Projected(k, dim, None) for k in kernels]  # <- TL601
+                    self.dropouts = [nn.Dropout(0.1), nn.ReLU()]  # <- TL601
+                    self.held = [Holder(nn.ReLU())]  # <- TL601
+        """,
+    },
     # -- misses ---------------------------------------------------------------------------------
     # `try: next(it) except StopIteration: break` ends the loop; it guards nothing after it.
     "next-with-stop-iteration-is-a-loop-exit": {

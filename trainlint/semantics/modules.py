@@ -44,6 +44,74 @@ def module_constructor(facts: FileFacts, value: ast.AST) -> Optional[str]:
 
 
 
+# torch.nn layers with no parameters, no buffers and no train/eval behaviour: a plain container
+# of these hides nothing (Dropout and the norms are not here: eval() must reach them)
+_STATELESS_LAYERS = {
+    "AvgPool1d", "AvgPool2d", "AvgPool3d", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
+    "LPPool1d", "LPPool2d", "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "Mish", "ELU", "SELU", "CELU", "GLU",
+    "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Softmin", "Softplus", "Softsign", "Hardtanh", "Hardswish",
+    "Hardsigmoid", "Hardshrink", "Softshrink", "Tanhshrink", "Threshold", "LogSigmoid", "Identity", "Flatten",
+    "Unflatten", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle",
+    "ChannelShuffle", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d",
+    "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d", "ReplicationPad2d",
+    "ReplicationPad3d", "CircularPad1d", "CircularPad2d", "CircularPad3d", "CosineSimilarity", "PairwiseDistance",
+}
+_REGISTERS_STATE = {"Parameter", "register_buffer", "register_parameter", "register_module", "add_module"}
+
+
+def holds_state(facts: FileFacts, call: ast.AST, seen: tuple = ()) -> bool:
+    """Whether the module ``call`` builds holds parameters, buffers or a train/eval behaviour (what
+    a plain container would hide from ``parameters()``, ``.to()`` and ``eval()``): any torch.nn
+    layer but pooling, activations, padding and reshaping; a module class of this file when one of
+    its attributes does. Anything not known to be stateless holds state."""
+    if not isinstance(call, ast.Call):
+        return True
+    callee = facts.qualify(dotted(call.func) or "")
+    if callee.startswith("torch.nn."):
+        return last_part(callee) not in _STATELESS_LAYERS
+    if callee not in module_classes_cached(facts) or callee in seen:
+        return True
+    return _class_holds_state(facts, callee, seen + (callee,))
+
+
+def _class_holds_state(facts: FileFacts, cls: str, seen: tuple) -> bool:
+    """Stateless only when the class builds stateless layers and nothing else that could hold
+    state (an empty placeholder class is not known to be stateless)."""
+    stateless_layers = 0
+    for base in facts.class_bases.get(cls, ()):
+        if base in module_classes_cached(facts) and base not in seen:
+            if _class_holds_state(facts, base, seen + (base,)):
+                return True
+            stateless_layers += 1
+    methods = [fn for fn in facts.functions if fn.class_name == cls]
+    for fn in methods:
+        for node in ast.walk(fn.node):
+            if isinstance(node, ast.Call) and last_part(dotted(node.func) or "") in _REGISTERS_STATE:
+                return True
+    for name, values in facts.class_attributes.get(cls, {}).items():
+        for value in values:
+            if isinstance(value, ast.Call):
+                if holds_state(facts, value, seen):
+                    return True
+                stateless_layers += 1
+            elif not isinstance(value, ast.Constant) and _used_as_object(methods, name):
+                return True  # an argument kept and called (or looked into): a layer of unknown kind
+    return stateless_layers == 0
+
+
+def _used_as_object(methods, attribute: str) -> bool:
+    """Whether the class calls ``self.x(...)`` or reads ``self.x.y``: ``x`` may be a module; an
+    attribute only used as a value (``self.kernel_size - 1``) is not."""
+    for fn in methods:
+        for node in ast.walk(fn.node):
+            if isinstance(node, ast.Call) and dotted(node.func) == attribute:
+                return True
+            if isinstance(node, ast.Attribute) and dotted(node.value) == attribute:
+                return True
+    return False
+
+
 def module_classes_cached(facts: FileFacts) -> set:
     cached = facts.role_cache.get("module-classes")
     if cached is None:
