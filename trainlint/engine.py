@@ -219,7 +219,8 @@ class Engine:
         for name in exported:
             by_leaf.setdefault(name.rsplit(".", 1)[-1].encode(), []).append(name)
         todo = [task for task in skipped if any(
-            _may_call(task[0], name) for leaf in set(_CALLED.findall(task[0])) & by_leaf.keys() for name in by_leaf[leaf])]
+            _names_module_of(task[0], name) for leaf in set(_CALLED.findall(task[0])) & by_leaf.keys()
+            for name in by_leaf[leaf])]
         for task, result in zip(todo, self._run(todo)):
             results[task[1]] = result
             self.cache.put(keys[task[1]], result)
@@ -296,9 +297,15 @@ _CALLED = re.compile(rb"(\w+)\s*\(")
 def _may_call(data: bytes, qualified: str) -> bool:
     """Whether source bytes may call the function ``qualified`` (``pkg.models.build``): they call
     ``build(`` and name its module ``models`` (to import it)."""
-    module, _, name = qualified.rpartition(".")
+    name = qualified.rpartition(".")[2]
     if name.encode() not in data or re.search(rb"(?<![\w])" + re.escape(name.encode()) + rb"\s*\(", data) is None:
         return False
+    return _names_module_of(data, qualified)
+
+
+def _names_module_of(data: bytes, qualified: str) -> bool:
+    """Whether source bytes name the module that defines ``qualified`` (to import it from there)."""
+    module = qualified.rpartition(".")[0]
     return not module or module.rsplit(".", 1)[-1].encode() in data
 
 
