@@ -445,6 +445,22 @@ CASES = {
         """,
     },
     # -- misses ---------------------------------------------------------------------------------
+    # Swin-Transformer's loss scaler (a copy of timm's) names its step flag `update_grad=`, not
+    # `need_update=`: the optimizer steps only at the window's end, so a scheduler stepped every
+    # micro-batch beside it advances k times too fast.
+    "loss-scaler-update-grad-flag": {
+        "main.py": """
+            def train_one_epoch(model, criterion, loader, optimizer, scheduler, loss_scaler, accum):
+                optimizer.zero_grad()
+                for idx, (samples, targets) in enumerate(loader):
+                    loss = criterion(model(samples), targets) / accum
+                    loss_scaler(loss, optimizer, parameters=model.parameters(),
+                                update_grad=(idx + 1) % accum == 0)
+                    if (idx + 1) % accum == 0:
+                        optimizer.zero_grad()
+                    scheduler.step()  # <- TL401
+        """,
+    },
     # `try: next(it) except StopIteration: break` ends the loop; it guards nothing after it.
     "next-with-stop-iteration-is-a-loop-exit": {
         "trainer.py": """

@@ -518,10 +518,10 @@ def _mode(call, method, receiver, event) -> List[Event]:
 
 
 def _loss_scaler(fn, call, frames, event) -> List[Event]:
-    """timm's ``loss_scaler(loss, optimizer, ..., need_update=...)``: backward, then a step that runs
-    only when ``need_update`` is true."""
+    """timm's ``loss_scaler(loss, optimizer, ..., need_update=...)`` (Swin's and other copies spell it
+    ``update_grad=``): backward, then a step that runs only when that flag is true."""
     loss = call.args[0]
-    update = next((k.value for k in call.keywords if k.arg == "need_update"), None)
+    update = next((k.value for k in call.keywords if k.arg in ("need_update", "update_grad")), None)
     guard = () if update is None else (Guard(update, True, call, fn, tuple(f for f in frames if isinstance(f, Loop))),)
     return [
         event(Kind.BACKWARD, root_name(loss), {"loss": loss, "scaled": True}),
