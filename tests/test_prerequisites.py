@@ -48,8 +48,21 @@ def test_every_flagged_example_meets_its_rule_prerequisites(code):
                 super().__init__()
                 self.heads = nn.Linear(4, 2), nn.Linear(4, 3)
         """, ("heads.py", "TL601", 6)),
+    ("overflow.py", """\
+        def train(model, loader, optimizer, criterion, detect):
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                loss.backward()
+                skipOverflow = detect(model)
+                if skipOverflow:
+                    continue
+                optimizer.step()
+                optimizer.zero_grad()
+        """, ("overflow.py", "TL208", 6)),
 ])
-def test_statements_after_a_colon_and_bare_tuples_are_seen(tmp_path, name, source, expected):
+def test_spellings_a_word_list_could_miss_are_seen(tmp_path, name, source, expected):
+    """One-line statements after a colon, a bare tuple of layers, a non-finite check named in
+    camel case (`skipOverflow`)."""
     assert expected in lint(tmp_path, {name: source})
 
 

@@ -112,7 +112,8 @@ CLIP = evidence("gradient clipping", "clip_grad")
 EVAL_MODE = evidence("eval mode", ".eval(", ".train(", from_summaries=True)
 NO_GRAD = evidence("no_grad", "no_grad", "inference_mode", "set_grad_enabled")
 # a non-finite check: `isfinite`, `isnan`, names such as `has_nan`/`found_inf`, and `x != x`
-NAN_CHECK = evidence("NaN check", "nan", "NaN", "NAN", "inf", "Inf", "INF", "finite", "Finite", "overflow", "!=")
+NAN_CHECK = evidence("NaN check", "nan", "Nan", "NaN", "NAN", "inf", "Inf", "INF", "finite", "Finite", "FINITE",
+                     "overflow", "Overflow", "OVERFLOW", "!=")
 LOGIT_LOSS = evidence("raw-logit loss", "cross_entropy", "CrossEntropyLoss", "BCEWithLogitsLoss")
 ACTIVATION = evidence("softmax or sigmoid", "softmax", "Softmax", "sigmoid", "Sigmoid")
 # `x += v`, `list.append(v)`
