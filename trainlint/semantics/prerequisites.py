@@ -126,7 +126,7 @@ LOSS_OR_BACKWARD = either("loss or backward", LOSS, BACKWARD)
 SHIFT = evidence("constant shift", "+=", "-=", pattern=rb"=[ \t]*([A-Za-z_][\w.]*)[ \t]*[-+]", confirm=_shifts_itself)
 # the reductions a batch-dependent test calls (`y.max()`, `torch.min(y)`, `(y < 0).any()`)
 BATCH_REDUCTION = evidence("batch reduction", "max(", "min(", "any(", "all(", "sum(", "unique(", "item(")
-LOOP = evidence("loop", "for ", "while ", "for\t", "while\t", "while(", "training_step")
+LOOP = evidence("loop", "for ", "while ", "for\t", "while\t", "for(", "while(", "training_step")
 # what dataflow.unguarded_normalisations divides by or takes the log of
 NORMALISATION = evidence("normalisation", "union", "Union", "UNION", ".norm(", "log(")
 FP16 = evidence("fp16", "autocast", ".half")
