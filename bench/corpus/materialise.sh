@@ -18,7 +18,7 @@ grep -v '^\s*#' "$here/repos.txt" | grep -v '^\s*$' | while read -r repo commit 
   fi
   mkdir -p "$out.tmp"
   # sources only, file by file: a snapshot may lack its largest files (those are skipped)
-  git --git-dir="$git_dir" ls-tree -r "$commit" | grep -E $'\t.*\\.(py|ipynb)$' \
+  git --git-dir="$git_dir" ls-tree -r "$commit" | { grep -E $'\t.*\\.(py|ipynb)$' || true; } \
     | while IFS=$'\t' read -r meta path; do
         object=${meta##* }
         git --git-dir="$git_dir" cat-file -e "$object" 2>/dev/null || continue
