@@ -1,14 +1,23 @@
 """Byte prerequisites (semantics.prerequisites): a file lacking a rule's prerequisites is not
 analysed for it, so each prerequisite must hold wherever the rule can match — including the
 spellings a word list would miss."""
+import glob
+import io
+import keyword
+import os
+import re
 import textwrap
+import tokenize
 
 import pytest
 
+from tests.test_precision import CASES as PRECISION_CASES
 from trainlint.config import Config
 from trainlint.engine import Engine
-from trainlint.rule import all_rules, strip_markers
+from trainlint.rule import Rule, all_rules, strip_markers
 from trainlint.semantics import prerequisites as P
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def lint(tmp_path, files):
@@ -108,3 +117,65 @@ def test_a_file_calling_a_summarised_helper_is_analysed(tmp_path, monkeypatch):
         "unrelated.py": "print('hello')\n",
     })
     assert "train.py" in analysed and "unrelated.py" not in analysed
+
+
+def renamed(source, style):
+    """``source`` with every name it binds or reads (not attributes, keywords, builtins or imported
+    modules) respelt by ``style``: the words a prerequisite looks for must not be a variable's."""
+    tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    fixed = set(keyword.kwlist) | set(dir(__builtins__) if isinstance(__builtins__, dict) else dir(__builtins__)) | {
+        "self", "cls", "super"}
+    names = set()
+    for index, token in enumerate(tokens):
+        if token.type == tokenize.NAME and token.string == "import":
+            for later in tokens[index + 1:]:
+                if later.type == tokenize.NEWLINE:
+                    break
+                fixed.add(later.string)
+    for index, token in enumerate(tokens):
+        if token.type == tokenize.NAME and token.string not in fixed and not token.string.startswith("__") \
+                and not (index and tokens[index - 1].string == "."):
+            names.add(token.string)
+    for name in sorted(names, key=len, reverse=True):
+        source = re.sub(r"(?<![.\w])" + re.escape(name) + r"\b", style(name), source)
+    return source
+
+
+def example_projects():
+    """Every example the suite holds: the rules' VALID/INVALID, the precision projects, the
+    look-alikes and the fixtures."""
+    for code, rule in all_rules().items():
+        for kind in ("INVALID", "VALID"):
+            for number, example in enumerate(getattr(rule, kind)):
+                yield f"{code}-{kind}-{number}", {"train.py": strip_markers(example)}
+    for name, files in PRECISION_CASES.items():
+        yield name, {file: textwrap.dedent(text).strip("\n") + "\n" for file, text in files.items()}
+    for path in sorted(glob.glob(os.path.join(HERE, "lookalikes", "*.py")) +
+                       glob.glob(os.path.join(HERE, os.pardir, "fixtures", "*", "*", "*.py"))):
+        with open(path, encoding="utf-8") as handle:
+            yield path.replace(os.sep, "-"), {os.path.basename(path): handle.read()}
+
+
+STYLES = {"as written": lambda name: name, "camelCase": lambda name: "my" + "".join(
+    word.capitalize() for word in name.split("_")), "UPPER": str.upper}
+
+
+def test_prerequisites_never_hide_a_finding(tmp_path, monkeypatch):
+    """Linting every example, and every example with its names respelt, with and without the
+    prerequisites gives the same findings: a prerequisite that a finding can do without would
+    silently lose it (as `overflow` alone once lost TL208 on `skipOverflow`)."""
+    for project, files in example_projects():
+        for style, respell in STYLES.items():
+            folder = tmp_path / re.sub(r"\W+", "-", f"{project}-{style}")
+            folder.mkdir()
+            for name, text in files.items():
+                (folder / name).write_text(renamed(text, respell))
+
+    def lint():
+        findings = Engine(Config(root=str(tmp_path)), jobs=1).lint([str(tmp_path)])
+        return sorted((f["path"], f["line"], f["code"], f["message"]) for f in findings)
+
+    gated = lint()
+    monkeypatch.setattr(Rule, "may_match", classmethod(lambda cls, data, answered=False, found=None: True))
+    assert gated == lint()
+    assert len(gated) > 300  # the examples' findings are there to compare
