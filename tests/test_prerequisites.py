@@ -1,6 +1,7 @@
 """Byte prerequisites (semantics.prerequisites): a file lacking a rule's prerequisites is not
 analysed for it, so each prerequisite must hold wherever the rule can match — including the
 spellings a word list would miss."""
+import builtins
 import glob
 import io
 import keyword
@@ -123,8 +124,7 @@ def renamed(source, style):
     """``source`` with every name it binds or reads (not attributes, keywords, builtins or imported
     modules) respelt by ``style``: the words a prerequisite looks for must not be a variable's."""
     tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    fixed = set(keyword.kwlist) | set(dir(__builtins__) if isinstance(__builtins__, dict) else dir(__builtins__)) | {
-        "self", "cls", "super"}
+    fixed = set(keyword.kwlist) | set(dir(builtins)) | {"self", "cls"}
     names = set()
     for index, token in enumerate(tokens):
         if token.type == tokenize.NAME and token.string == "import":
