@@ -418,8 +418,7 @@ def _plain_call(fn: FunctionFacts, call: ast.Call, func: ast.expr, frames: tuple
         return _loss_scaler(fn, call, frames, event)
     if isinstance(func, ast.Attribute) and func.attr in _EVENT_METHODS:
         return []
-    if isinstance(func, ast.Attribute) and "train" in func.attr.lower() and _sets_train_mode(func.attr) \
-            and held_object(func.value) \
+    if isinstance(func, ast.Attribute) and _sets_train_mode(func.attr) and held_object(func.value) \
             and not name.startswith("self.") and fn.file.local_function(name, fn) is None:
         # `discriminator.train_custom()`: a method of the model's own (unseen) class that sets train mode
         return [event(Kind.MODE, held_object(func.value), {"mode": "train"})]
@@ -439,6 +438,8 @@ _LIBRARIES = {
 
 def _sets_train_mode(method: str) -> bool:
     """``train_custom``, ``set_train_mode``: a module method named for switching to train mode."""
+    if "train" not in method.lower():
+        return False  # most methods: no need to split the name into words
     words = set(name_words(method))
     return "train" in words and not words & {"eval", "test", "split", "data", "loader", "dataset", "step",
                                                 "epoch", "batch", "loop", "one"}

@@ -84,7 +84,7 @@ def _class_holds_state(facts: FileFacts, cls: str, seen: tuple) -> bool:
             if _class_holds_state(facts, base, seen + (base,)):
                 return True
             stateless_layers += 1
-    methods = [fn for fn in facts.functions if fn.class_name == cls]
+    methods = [fn for fn in facts.functions if fn.class_name == cls and fn.parent is None]  # walks cover nested defs
     for fn in methods:
         for node in ast.walk(fn.node):
             if isinstance(node, ast.Call) and last_part(dotted(node.func) or "") in _REGISTERS_STATE:

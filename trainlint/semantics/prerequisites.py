@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Match, Optional, Pattern, Tuple
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Evidence:
     """Text without which a kind of fact cannot be in a file: any of ``words``, or a match of
     ``pattern`` that ``confirm`` accepts (for the few facts a word cannot pin down; a pattern
-    that starts with a literal keeps the scan fast, ``confirm`` looks around it)."""
+    that starts with a literal keeps the scan fast, ``confirm`` looks around it). Each is made
+    once, below, and known by identity."""
 
     name: str
     words: Tuple[bytes, ...] = ()
@@ -66,6 +67,7 @@ def holds(requirements: Iterable[Evidence], data: bytes, answered: bool = False,
 
 
 _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") | frozenset(range(128, 256))
+_WORD_OR_DOT = _WORD | {ord(".")}
 
 
 def _starts_statement(data: bytes, position: int) -> bool:
@@ -93,7 +95,7 @@ def _shifts_itself(data: bytes, match: Match) -> bool:
         return False  # `==`, `<=`, `+=`, a walrus...: not an assignment of its own
     target = data[:equals].rstrip(b" \t")
     start = len(target) - len(match.group(1))
-    if not target.endswith(match.group(1)) or (start and data[start - 1] in _WORD | {ord(".")}):
+    if not target.endswith(match.group(1)) or (start and data[start - 1] in _WORD_OR_DOT):
         return False
     return _starts_statement(data, start)
 
@@ -131,7 +133,6 @@ LOOP = evidence("loop", "for ", "while ", "for\t", "while\t", "for(", "while(", 
 NORMALISATION = evidence("normalisation", "union", "Union", "UNION", ".norm(", "log(")
 FP16 = evidence("fp16", "autocast", ".half")
 SCALED_BACKWARD = evidence("scaled backward", ".scale", *_SCALER)
-UNSCALE = evidence("unscale", "unscale_")
 FREEZE = evidence("frozen parameters", "requires_grad")
 MODULE_CLASS = evidence("nn.Module subclass", "Module")
 # a plain container display bound to a module attribute: `self.layers = [...]`, `= {...}`, `= (...)`,
