@@ -350,3 +350,13 @@ def test_github_action_steps(tmp_path):
     assert install.returncode == 0, install.stderr[-2000:]
     assert check.returncode == 1
     assert check.stdout.startswith("::error file=train.py,line=2,")
+
+
+def test_exclusion_globs_match_names_and_root_relative_folders(project):
+    write(project / "data" / "train.py", BUGGY)  # `data/` names the root's folder only
+    write(project / "src" / "data" / "train.py", BUGGY)
+    write(project / "pkg.egg-info" / "train.py", BUGGY)  # a default glob, matched by name
+    write(project / "runs" / "exp1" / "scratch_train.py", BUGGY)
+    code, output = run("check", ".", "--format", "json", "--extend-exclude", "data/,scratch_*.py")
+    paths = {os.path.normpath(f["path"]) for f in json.loads(output)}
+    assert paths == {os.path.normpath("src/data/train.py")}

@@ -53,8 +53,12 @@ def discover(paths: Iterable[str], config: Config) -> Tuple[List[str], List[dict
                         add(path)
         else:
             add(given)
-    seen = set()
-    unique = [f for f in files if not (os.path.realpath(f) in seen or seen.add(os.path.realpath(f)))]
+    seen, unique = set(), []
+    for path in files:
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            unique.append(path)
     return unique, problems
 
 

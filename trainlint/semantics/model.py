@@ -293,6 +293,14 @@ class FileFacts:
     _functions_named: Optional[Dict[str, List[FunctionFacts]]] = None
     _methods: Optional[Dict[str, FunctionFacts]] = None
 
+    def dispose(self) -> None:
+        """Break the reference cycles between the facts (a function's facts point to the file's,
+        its events' guards back to the function), so that they are freed as soon as the caller
+        lets go, without waiting for the cyclic garbage collector."""
+        for fn in [self.module] + self.functions:
+            fn.__dict__.clear()
+        self.__dict__.clear()
+
     def qualify(self, name: str) -> str:
         """Resolve the first component of a dotted name through imports."""
         if not name:
