@@ -60,3 +60,43 @@ class Trainer:
     finally:
         if enabled:
             gc.enable()
+
+
+def _reference_calls(node):
+    """Every call under ``node`` by a plain walk over all child nodes (nested scopes excluded)."""
+    import ast
+
+    from trainlint.semantics.syntax import _NESTED_SCOPES
+
+    found, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.Call):
+            found.append(current)
+        stack.extend(child for child in ast.iter_child_nodes(current) if not isinstance(child, _NESTED_SCOPES))
+    return found
+
+
+def test_calls_in_finds_what_a_plain_walk_finds():
+    """calls_in skips fields by name for speed; on every statement of the fixtures and the rules'
+    examples it must find the same calls as a walk over every child node."""
+    import ast
+    import glob
+    import os
+    import textwrap
+
+    sources = [open(path, encoding="utf-8").read()
+               for path in glob.glob(os.path.join(os.path.dirname(__file__), "..", "fixtures", "**", "*.py"), recursive=True)]
+    sources += [textwrap.dedent(example) for rule in all_rules().values() for example in rule.INVALID + rule.VALID]
+    sources.append("match x:\n    case {'k': f(y)} if g(z):\n        h(*[a(b) for b in c], **{k: v() for k in d})\n"
+                   "try:\n    pass\nexcept E(e()) as err:\n    raise F(err) from G()\n"
+                   "x: t(1) = f'{q(2)!r:{w(3)}}'\nawait_me = lambda: l()\n")
+    from trainlint.semantics.syntax import calls_in
+
+    compared = 0
+    for source in sources:
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.stmt):
+                assert {id(c) for c in calls_in(node)} == {id(c) for c in _reference_calls(node)}, ast.dump(node)[:200]
+                compared += 1
+    assert compared > 1000

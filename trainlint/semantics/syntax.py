@@ -72,19 +72,34 @@ def name_words(name: str) -> list:
 
 def calls_in(node: ast.AST) -> Iterator[ast.Call]:
     """Calls inside an expression or simple statement, not entering nested scopes. A hand-rolled
-    walk: this is the semantic layer's hottest loop, and leaves (names, constants, load/store
-    contexts) are never pushed."""
+    walk: this is the semantic layer's hottest loop, so leaves (names, constants, load/store
+    contexts) are never pushed and fields that never hold a node (names, operators) never read."""
     stack = [node]
+    pop, push = stack.pop, stack.append
     while stack:
-        current = stack.pop()
-        if type(current) is ast.Call:
+        current = pop()
+        kind = type(current)
+        if kind is ast.Call:
             yield current
-        for name in current._fields:
-            value = getattr(current, name, None)
+        for name in _NODE_FIELDS.get(kind) or _node_fields(kind):
+            value = getattr(current, name)
             if type(value) is list:
-                stack.extend(item for item in value if isinstance(item, ast.AST) and not isinstance(item, _NOT_WALKED))
+                for item in value:
+                    if isinstance(item, ast.AST) and not isinstance(item, _NOT_WALKED):
+                        push(item)
             elif isinstance(value, ast.AST) and not isinstance(value, _NOT_WALKED):
-                stack.append(value)
+                push(value)
+
+
+# fields that hold a string, a number or an operator/context node, never a node to walk into
+_SCALAR_FIELDS = frozenset({"ctx", "op", "attr", "id", "arg", "name", "module", "kind", "level", "simple",
+                            "conversion", "is_async", "type_comment"})
+_NODE_FIELDS: dict = {}
+
+
+def _node_fields(kind: type) -> tuple:
+    fields = _NODE_FIELDS[kind] = tuple(f for f in kind._fields if f not in _SCALAR_FIELDS)
+    return fields
 
 
 def names_in(node: ast.AST) -> set:
