@@ -142,4 +142,3 @@ def test_generated_programs_never_crash_check(tmp_path):
         (tmp_path / f"g{index:03d}.py").write_text(source + TRAINING_TAIL, encoding="utf-8")
     findings = _check_json(tmp_path)
     assert [f for f in findings if "internal error" in f["message"]] == []
-

@@ -81,8 +81,11 @@ def calls_in(node: ast.AST) -> Iterator[ast.Call]:
         kind = type(current)
         if kind is ast.Call:
             yield current
-        for name in _NODE_FIELDS.get(kind) or _node_fields(kind):
-            value = getattr(current, name)
+        fields = _NODE_FIELDS.get(kind)
+        if fields is None:
+            fields = _NODE_FIELDS[kind] = tuple(f for f in kind._fields if f not in _SCALAR_FIELDS)
+        for name in fields:
+            value = getattr(current, name, None)  # nodes built by hand may lack optional fields
             if type(value) is list:
                 for item in value:
                     if isinstance(item, ast.AST) and not isinstance(item, _NOT_WALKED):
@@ -94,12 +97,7 @@ def calls_in(node: ast.AST) -> Iterator[ast.Call]:
 # fields that hold a string, a number or an operator/context node, never a node to walk into
 _SCALAR_FIELDS = frozenset({"ctx", "op", "attr", "id", "arg", "name", "module", "kind", "level", "simple",
                             "conversion", "is_async", "type_comment"})
-_NODE_FIELDS: dict = {}
-
-
-def _node_fields(kind: type) -> tuple:
-    fields = _NODE_FIELDS[kind] = tuple(f for f in kind._fields if f not in _SCALAR_FIELDS)
-    return fields
+_NODE_FIELDS: dict = {}  # node class -> its fields that may hold nodes
 
 
 def names_in(node: ast.AST) -> set:
