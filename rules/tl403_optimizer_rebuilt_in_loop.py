@@ -2,7 +2,7 @@ from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.boundaries import backward_events_in
 from trainlint.semantics.syntax import last_part
-from trainlint.semantics.values import bound_in_loop, keeps_no_state, starts_new_run
+from trainlint.semantics.values import bound_in_loop, built_over, keeps_no_state, starts_new_run
 from trainlint.semantics.prerequisites import BACKWARD
 
 
@@ -98,7 +98,7 @@ class OptimizerRebuiltInLoop(Rule):
                 if not any(not b.via for b in backward_events_in(fn, loop)):
                     continue  # the loop calls a whole training run (hyper-parameter search), not a step
                 call = built.detail["call"]
-                over = call.args[0] if call.args else None
+                over = built_over(call, built.detail["role"])
                 if over is not None and bound_in_loop(over, loop) or starts_new_run(fn, loop):
                     continue  # built over something made in this iteration (a new model: a new run)
                 if keeps_no_state(fn, call):

@@ -390,6 +390,38 @@ CASES = {
                     opt.step()
         """,
     },
+    # What an optimizer or scheduler is built over may be passed by keyword (`params=`,
+    # `optimizer=`): a sweep that builds a new model per trial and its optimizer and schedule with
+    # keywords starts a new run each time (accelerate's cross-validation example); restarting the
+    # optimizer of the same model each round is still flagged.
+    "constructor-subject-by-keyword": {
+        "sweep.py": """
+            import torch
+            from torch.optim.lr_scheduler import OneCycleLR
+
+            def make_net(width):
+                return torch.nn.Sequential(torch.nn.Linear(8, width), torch.nn.ReLU(), torch.nn.Linear(width, 1))
+
+            def sweep(loader, widths, steps):
+                for width in widths:
+                    net = make_net(width)
+                    opt = torch.optim.Adam(params=net.parameters(), lr=3e-4)
+                    sched = OneCycleLR(optimizer=opt, max_lr=1e-3, total_steps=steps)
+                    for x, y in loader:
+                        opt.zero_grad()
+                        torch.nn.functional.mse_loss(net(x), y).backward()
+                        opt.step()
+                        sched.step()
+
+            def restarts(net, loader, rounds):
+                for _ in range(rounds):
+                    opt = torch.optim.Adam(params=net.parameters(), lr=3e-4)  # <- TL403
+                    for x, y in loader:
+                        opt.zero_grad()
+                        torch.nn.functional.mse_loss(net(x), y).backward()
+                        opt.step()
+        """,
+    },
     # Layers with no parameters, buffers or train/eval behaviour (pooling, activations), directly
     # or inside a module class of the file, lose nothing in a plain list (Time-Series-Library's
     # series decomposition blocks); a list of the same blocks holding a Linear or a Dropout does.

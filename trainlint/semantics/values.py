@@ -15,7 +15,7 @@ from typing import List, Optional
 
 from .model import FunctionFacts, Loop, Unpacked
 from .roles import Role, role_of_constructor
-from .syntax import BUILDER_NAME, RETURNS_SELF, dotted, last_part, names_in
+from .syntax import BUILDER_NAME, RETURNS_SELF, argument, dotted, last_part, names_in
 
 MAX_DEPTH = 4
 
@@ -79,6 +79,18 @@ def bound_in_loop(expr: ast.AST, loop: Loop) -> bool:
 _FRESH_MODULE_CALLS = {"deepcopy", "from_pretrained", "from_config", "instantiate"}
 
 
+# the keyword of the first parameter of the constructors of each role (torch.optim, lr_scheduler
+# and transformers' schedule factories)
+_SUBJECT_KEYWORDS = {Role.OPTIMIZER: "params", Role.SCHEDULER: "optimizer"}
+
+
+def built_over(call: ast.Call, role: Optional[str]) -> Optional[ast.expr]:
+    """What a constructor is built over, passed first or by its keyword: an optimizer's parameters
+    (``AdamW(params=model.parameters())``), a scheduler's optimizer
+    (``get_linear_schedule_with_warmup(optimizer=optimizer, ...)``)."""
+    return argument(call, 0, _SUBJECT_KEYWORDS.get(role, ""))
+
+
 def starts_new_run(fn: FunctionFacts, loop: Loop) -> bool:
     """Whether each iteration of ``loop`` trains a new model (cross-validation folds, sweeps,
     restarts): an optimizer built in the loop over the parameters of a model also built there."""
@@ -87,9 +99,10 @@ def starts_new_run(fn: FunctionFacts, loop: Loop) -> bool:
             if not isinstance(value, ast.Call) or not inside(value, loop):
                 continue
             role = role_of_constructor(fn.file.qualify(dotted(value.func) or ""))
-            if role != Role.OPTIMIZER or not value.args:
+            parameters = built_over(value, role) if role == Role.OPTIMIZER else None
+            if parameters is None:
                 continue
-            for name in names_in(value.args[0]):
+            for name in names_in(parameters):
                 model = name.rsplit(".", 1)[0] if last_part(name) in ("parameters", "named_parameters") else name
                 if model in loop.assigned and any(_fresh_module(fn, v) for v in fn.all_bindings(model)
                                                   if inside(v, loop)):
