@@ -17,9 +17,10 @@ class OptimizerRebuiltInLoop(Rule):
     worse than the same code with the object built once before the loop.
 
     Not flagged: construction under a condition (re-building at a stage change, e.g.
-    `if epoch == unfreeze_epoch:`), and optimizers over tensors created in the loop itself
-    (per-batch inner optimisation such as adversarial perturbations), and plain SGD without
-    momentum (it keeps no state between steps: a new one loses nothing).
+    `if epoch == unfreeze_epoch:`), a new model built in the same iteration (cross-validation
+    folds, sweeps, restarts: each iteration is a new run), optimizers over tensors created in the
+    loop itself (per-batch inner optimisation such as adversarial perturbations), and plain SGD
+    without momentum (it keeps no state between steps: a new one loses nothing).
 
     Fix: build the optimizer (scheduler, scaler) once, before the loop.
     """
