@@ -93,8 +93,9 @@ def _shifts_itself(data: bytes, match: Match) -> bool:
     equals = match.start()
     if equals and data[equals - 1] in b"=<>!:+-*/%&|^@":
         return False  # `==`, `<=`, `+=`, a walrus...: not an assignment of its own
-    target = data[:equals].rstrip(b" \t")
-    start = len(target) - len(match.group(1))
+    line_start = data.rfind(b"\n", 0, equals) + 1  # this line only: slicing from the start is quadratic
+    target = data[line_start:equals].rstrip(b" \t")
+    start = line_start + len(target) - len(match.group(1))
     if not target.endswith(match.group(1)) or (start and data[start - 1] in _WORD_OR_DOT):
         return False
     return _starts_statement(data, start)
