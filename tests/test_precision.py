@@ -422,6 +422,65 @@ CASES = {
                         opt.step()
         """,
     },
+    # A branch whose test is settled before the run never runs: `world_size = 1` as the only
+    # binding of the name makes `if world_size > 1:` dead (opacus's vision benchmark keeps its DDP
+    # wrap under such a test), and `every = 0` makes `if every and ...` dead. The same tests over a
+    # name the run sets, or a name bound twice, still let the branch run.
+    "branch-settled-before-the-run": {
+        "bench.py": """
+            import os
+            import torch
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            from torch.utils.data import DataLoader
+            from torchvision.datasets import CIFAR10
+
+            def single_process(model, root, epochs):
+                world_size = 1
+                loader = DataLoader(CIFAR10(root, train=True), batch_size=64)
+                if world_size > 1:
+                    model = DDP(model)
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                every = 0
+                model.train()
+                for epoch in range(epochs):
+                    for x, y in loader:
+                        optimizer.zero_grad()
+                        torch.nn.functional.cross_entropy(model(x), y).backward()
+                        optimizer.step()
+                    if every and epoch % every == 0:
+                        model.eval()
+                        print(sum(model(x).argmax(1).eq(y).sum() for x, y in loader))
+
+            def launched(model, root, epochs, every):
+                world_size = int(os.environ.get("WORLD_SIZE", 1))
+                loader = DataLoader(CIFAR10(root, train=True), batch_size=64)  # <- TL703
+                if world_size > 1:
+                    model = DDP(model)
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                model.train()
+                for epoch in range(epochs):
+                    for x, y in loader:
+                        optimizer.zero_grad()
+                        torch.nn.functional.cross_entropy(model(x), y).backward()
+                        optimizer.step()
+                    if every and epoch % every == 0:
+                        model.eval()  # <- TL102
+                        print(sum(model(x).argmax(1).eq(y).sum() for x, y in loader))
+
+            def rebound(model, root, args):
+                distributed = False
+                if args.launcher == "torchrun":
+                    distributed = True
+                loader = DataLoader(CIFAR10(root, train=True), batch_size=64)  # <- TL703
+                if distributed:
+                    model = DDP(model)
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    torch.nn.functional.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+        """,
+    },
     # Layers with no parameters, buffers or train/eval behaviour (pooling, activations), directly
     # or inside a module class of the file, lose nothing in a plain list (Time-Series-Library's
     # series decomposition blocks); a list of the same blocks holding a Linear or a Dropout does.

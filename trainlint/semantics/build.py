@@ -11,7 +11,8 @@ from .model import (
 )
 from .roles import Role, constructor_of, role_of, role_of_constructor
 from .syntax import (
-    assigned_names, calls_in, name_words, dotted, held_object, last_part, leaves_loop, root_name, terminates,
+    LITERALS, UNKNOWN, assigned_names, calls_in, name_words, dotted, held_object, last_part, leaves_loop,
+    names_bound_once, root_name, static_truth, terminates,
 )
 
 # Methods whose calls can be training events; any other call is kept only if it may reach a
@@ -54,6 +55,7 @@ class _Walker:
         self.pending = pending
         self.counter = 0
         self.bare_except_tests: dict = {}
+        self.bound_once: Optional[set] = None
 
     def run(self, body: list) -> None:
         self.block(body, ())
@@ -102,6 +104,7 @@ class _Walker:
             self.define_class(stmt)
         elif isinstance(stmt, ast.If):
             self.scan(stmt.test, frames)
+            self.cut_dead_branch(stmt)
             self.block(stmt.body, frames + (self.guard(stmt.test, True, stmt, frames),))
             if stmt.orelse:
                 self.block(stmt.orelse, frames + (self.guard(stmt.test, False, stmt, frames),))
@@ -131,6 +134,28 @@ class _Walker:
             self.record_import(stmt)
         else:
             self.simple(stmt, frames)
+
+    def cut_dead_branch(self, stmt: ast.If) -> None:
+        """A branch whose test is settled before the run (`if False:`; `world_size = 1` as the only
+        binding of `world_size` in the function, then `if world_size > 1:`) never runs: it is cut
+        from the tree, so that no fact and no rule reads it."""
+        truth = static_truth(stmt.test, self.constant_of)
+        if truth is True:
+            stmt.orelse = []
+        elif truth is False:
+            stmt.body = [ast.Pass(lineno=stmt.lineno, col_offset=stmt.col_offset, end_lineno=stmt.test.end_lineno,
+                                  end_col_offset=stmt.test.end_col_offset)]
+
+    def constant_of(self, name: str):
+        """The literal a local name always holds, if it is bound once, to a literal. (Module names
+        are left out: other modules and `global` statements can rebind them.)"""
+        values = self.fn.assignments.get(name, ())
+        if self.fn is self.facts.module or len(values) != 1 or not isinstance(values[0], ast.Constant) \
+                or not isinstance(values[0].value, LITERALS):
+            return UNKNOWN
+        if self.bound_once is None:
+            self.bound_once = names_bound_once(self.fn.node)
+        return values[0].value if name in self.bound_once else UNKNOWN
 
     def simple(self, stmt: ast.stmt, frames: tuple) -> None:
         if isinstance(stmt, ast.Assign):

@@ -227,3 +227,80 @@ def exclusive_nodes(root: ast.AST, first: ast.AST, second: ast.AST) -> bool:
     """Whether two nodes sit in different blocks of one ``if`` inside ``root``."""
     one, other = branches_of(root, first), branches_of(root, second)
     return any(other.get(key, block) != block for key, block in one.items())
+
+
+_COMPARISONS = {
+    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+}
+_SINGLETONS = (None, True, False)
+LITERALS = (int, float, str, bytes, type(None))  # bool is an int
+UNKNOWN = object()
+
+
+def static_truth(test: ast.expr, constant_of) -> Optional[bool]:
+    """Whether a test is true or false whatever the run (``False``, ``0``, ``world_size > 1`` where
+    ``constant_of("world_size")`` is 1), or None when that depends on the run. ``constant_of``
+    maps a name to the one literal value it can hold, or to UNKNOWN."""
+    value = _static_value(test, constant_of)
+    return None if value is UNKNOWN else bool(value)
+
+
+def _static_value(node: ast.expr, constant_of):
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, LITERALS) else UNKNOWN
+    if isinstance(node, ast.Name):
+        return constant_of(node.id)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        operand = _static_value(node.operand, constant_of)
+        return UNKNOWN if operand is UNKNOWN else not operand
+    if isinstance(node, ast.BoolOp):
+        # truth only: `a and b` is false as soon as one operand is, whatever the others
+        truths = [static_truth(value, constant_of) for value in node.values]
+        decisive = isinstance(node.op, ast.Or)
+        if decisive in truths:
+            return decisive
+        return UNKNOWN if None in truths else not decisive
+    if isinstance(node, ast.Compare):
+        values = [_static_value(part, constant_of) for part in [node.left, *node.comparators]]
+        if UNKNOWN in values:
+            return UNKNOWN
+        for op, left, right in zip(node.ops, values, values[1:]):
+            if isinstance(op, (ast.Is, ast.IsNot)):
+                if not any(left is s for s in _SINGLETONS) or not any(right is s for s in _SINGLETONS):
+                    return UNKNOWN  # `1 is 1` depends on the interpreter
+                holds = (left is right) == isinstance(op, ast.Is)
+            else:
+                try:
+                    holds = _COMPARISONS[type(op)](left, right)
+                except (TypeError, KeyError):
+                    return UNKNOWN
+            if not holds:
+                return False
+        return True
+    return UNKNOWN
+
+
+def names_bound_once(function: ast.AST) -> set:
+    """Names that have exactly one binding in a function and are neither parameters nor declared
+    global or nonlocal. Bindings in nested scopes count too, which can only shrink the answer."""
+    counts: dict = {}
+    declared = set()
+    for node in ast.walk(function):
+        if node is function:
+            continue
+        if isinstance(node, ast.Name):
+            bound = None if isinstance(node.ctx, ast.Load) else node.id
+        elif isinstance(node, ast.arg):
+            bound = node.arg
+        elif isinstance(node, ast.alias):
+            bound = (node.asname or node.name).split(".")[0]
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            declared.update(node.names)
+            continue
+        else:  # definitions, `except E as name`, match captures
+            bound = getattr(node, "name", None) or getattr(node, "rest", None)
+        if isinstance(bound, str):
+            counts[bound] = counts.get(bound, 0) + 1
+    return {name for name, count in counts.items() if count == 1} - declared
