@@ -1,7 +1,7 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import under_no_grad
-from trainlint.semantics.modes import is_trained_module, passes, stepped_modules
+from trainlint.semantics.modes import holds_module, is_trained_module, passes, stepped_modules
 from trainlint.semantics.prerequisites import EVAL_MODE, TRAINING
 
 
@@ -15,9 +15,11 @@ class EvalModeNeverRestored(Rule):
     frozen to its running statistics. Training loss still goes down a little, so nothing looks
     broken, but the model is trained in the wrong mode for all but the first epoch.
 
-    Not flagged: `train_one_epoch()` / `evaluate()` helpers that each set their own mode,
-    `.train()` at the top of the epoch or batch loop, and eval-mode copies that are not trained
-    (teacher, EMA, reference models).
+    Not flagged: `train_one_epoch()` / `evaluate()` helpers that each set their own mode (also
+    through a container: `for m in modules: m.train()`), `.train()` at the top of the epoch or
+    batch loop, eval-mode copies that are not trained (teacher, EMA, reference models), and loops
+    whose `backward()` trains nothing (no optimizer in sight: gradients read as pruning scores or
+    saliency maps).
 
     Fix: call `model.train()` at the start of every epoch (or right after validation).
     """
@@ -204,7 +206,8 @@ class EvalModeNeverRestored(Rule):
                 if stepped is not None and not any(_related(module, switch.target) for module in stepped):
                     continue
                 return False
-            if event.kind == Kind.MODE and event.detail["mode"] != "eval" and _related(event.target, switch.target):
+            if event.kind == Kind.MODE and event.detail["mode"] != "eval" and (
+                    _related(event.target, switch.target) or holds_module(fn, event.target, switch.target)):
                 return True
             if event.kind == Kind.CALL and passes(event, switch.target):
                 return True  # an unseen helper gets the model: it may call .train()

@@ -14,7 +14,9 @@ class ZeroGradBetweenBackwardAndStep(Rule):
     stale momentum). The loss prints and never improves.
 
     Not flagged: `zero_grad()` before `backward()`, after `step()`, on another optimizer (GAN
-    generator vs discriminator), or in a branch that skips the step (`continue`).
+    generator vs discriminator), or in a branch that skips the step (`continue`); one tensor's
+    gradient cleared by hand (`mask.grad.zero_()`) to keep that tensor fixed, unless the
+    optimizer is known to update that very tensor.
 
     Fix: move `zero_grad()` before `backward()` or after `step()`.
     """

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
-from trainlint.semantics.schedules import counts_epochs, scheduler_granularity
+from trainlint.semantics.schedules import counts_epochs, draws_batches, scheduler_granularity
 from trainlint.semantics.prerequisites import BACKWARD, OPTIMIZER_STEP
 
 
@@ -18,7 +18,9 @@ class SchedulerGranularityMismatch(Rule):
     (the learning rate collapses to ~0 and training stalls); stepped per epoch, a per-iteration
     schedule never leaves its warm-up.
 
-    Not flagged: schedulers whose constructor gives no evidence of either granularity.
+    Not flagged: schedulers whose constructor gives no evidence of either granularity; a lone
+    counted loop (`for i in range(n)`) that draws no batch, as full-batch training does (a
+    Gaussian process fitted to all its points): there a turn is an epoch.
 
     Fix: step the scheduler where its length was counted (per batch or per epoch), or rebuild it
     with a length in the unit you step it in.
@@ -133,7 +135,7 @@ class SchedulerGranularityMismatch(Rule):
                     continue  # step(metric): a plateau scheduler, driven by validation
                 if event.via and event.target.startswith("self."):
                     continue  # the helper method sees the same constructor and reports it itself
-                in_batch_loop = not counts_epochs(loop) and any(
+                in_batch_loop = not counts_epochs(loop) and draws_batches(loop) and any(
                     b.innermost_loop is loop for b in fn.events_in(loop, Kind.BACKWARD) if not b.detail.get("external"))
                 below = any(b.innermost_loop is not loop or b.detail.get("external")
                             for b in fn.events_in(loop, Kind.BACKWARD))

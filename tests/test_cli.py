@@ -276,6 +276,18 @@ def test_notebook_cells(project):
     assert "train.ipynb:cell 4:2:5: TL201" in run("check", "train.ipynb")[1]
 
 
+def test_notebook_operators_starting_a_continued_line(project):
+    """`%` and `!` that start a line inside brackets, a triple-quoted string or after a backslash
+    are Python (the modulo operator, `!=`), not magics: the cell parses."""
+    cell = ('print(\n    "Iter %d, loss %.3f"\n    % (step, loss)\n)\nsame = (step\n        != 0)\n'
+            'note = """\n% not a magic\n!not a shell line\n"""\nrest = 7 \\\n    % 3\n%matplotlib inline\n'
+            '!nvidia-smi\n')
+    notebook = {"cells": [{"cell_type": "code", "source": cell}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (project / "report.ipynb").write_text(json.dumps(notebook))
+    code, output = run("check", ".", "--format", "json")
+    assert (code, json.loads(output)) == (0, [])
+
+
 def test_progress_only_on_a_terminal(project, monkeypatch):
     from trainlint import cli as cli_module
 

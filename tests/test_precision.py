@@ -481,6 +481,283 @@ CASES = {
                     optimizer.step()
         """,
     },
+    # One tensor's gradient cleared by hand (`model.mask.grad.zero_()`) between backward() and
+    # step(), or every micro-batch, keeps that tensor fixed: the rest of the model's gradients
+    # reach the step (continual-learning's K-FAC preconditioning keeps its phantom parameter at
+    # zero this way). Only where the optimizer is known to update that very tensor is its update lost.
+    "one-tensor-cleared-by-hand": {
+        "masked.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def train(model, loader, optimizer):
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    model.mask.grad.zero_()
+                    optimizer.step()
+
+            def accumulate(model, loader, optimizer, k):
+                for i, (x, y) in enumerate(loader):
+                    (F.cross_entropy(model(x), y) / k).backward()
+                    model.temperature.grad.zero_()
+                    if (i + 1) % k == 0:
+                        optimizer.step()
+                        optimizer.zero_grad()
+
+            def fit_line(points):
+                w = torch.zeros(1, requires_grad=True)
+                b = torch.zeros(1, requires_grad=True)
+                opt = torch.optim.SGD([w, b], lr=0.1)
+                for x, y in points:
+                    opt.zero_grad()
+                    ((w * x + b - y) ** 2).backward()
+                    w.grad.zero_()  # <- TL202
+                    opt.step()
+        """,
+    },
+    # A helper defined in both branches of an `if` is, at each call, the definition of the call's
+    # own branch (continual-learning's two `scale_grad`s), not the first one in the file.
+    "helper-defined-in-each-branch": {
+        "fit.py": """
+            import torch.nn.functional as F
+
+            def evaluate(model, loader):
+                return sum(F.cross_entropy(model(x), y).item() for x, y in loader)
+
+            def fit(model, loader, optimizer, epochs, final_only):
+                model.train()
+                if final_only:
+                    def report(epoch):
+                        model.eval()
+                        print(epoch, evaluate(model, loader))
+                    for epoch in range(epochs):
+                        for x, y in loader:
+                            optimizer.zero_grad()
+                            F.cross_entropy(model(x), y).backward()
+                            optimizer.step()
+                    report(epochs)
+                else:
+                    def report(epoch):
+                        model.eval()
+                        print(epoch, evaluate(model, loader))
+                        model.train()
+                    for epoch in range(epochs):
+                        for x, y in loader:
+                            optimizer.zero_grad()
+                            F.cross_entropy(model(x), y).backward()
+                            optimizer.step()
+                        report(epoch)
+
+            def fit_and_watch(model, loader, optimizer, epochs, verbose):
+                model.train()
+                if verbose:
+                    def report(epoch):
+                        model.eval()
+                        print(epoch, evaluate(model, loader))
+                    for epoch in range(epochs):
+                        for x, y in loader:
+                            optimizer.zero_grad()
+                            F.cross_entropy(model(x), y).backward()
+                            optimizer.step()
+                        report(epoch)  # <- TL102
+                else:
+                    def report(epoch):
+                        print(epoch)
+                    for epoch in range(epochs):
+                        for x, y in loader:
+                            optimizer.zero_grad()
+                            F.cross_entropy(model(x), y).backward()
+                            optimizer.step()
+                        report(epoch)
+        """,
+    },
+    # A helper in another file that switches the model to train mode and then runs the epoch
+    # trains in that mode: at the call site the mode comes before the training, so an evaluation
+    # later in the loop is undone by the next call (RepDistiller's `train_vanilla`). A helper that
+    # leaves the model in eval mode after training, or never sets a mode, still lets the next
+    # epoch train in eval mode.
+    "mode-set-before-training-in-another-file": {
+        "epochs.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def train_epoch(epoch, loader, model, optimizer):
+                model.train()
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+                return epoch
+
+            def train_and_report(loader, model, optimizer):
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+                model.eval()
+                with torch.no_grad():
+                    return sum(F.cross_entropy(model(x), y).item() for x, y in loader)
+
+            def validate(loader, model):
+                model.eval()
+                with torch.no_grad():
+                    return sum(model(x).argmax(1).eq(y).sum().item() for x, y in loader)
+        """,
+        "main.py": """
+            import torch
+            from epochs import train_epoch as train, train_and_report, validate
+
+            def main(build, train_loader, val_loader, epochs):
+                model = build()
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=30)
+                for epoch in range(1, epochs + 1):
+                    train(epoch, train_loader, model, optimizer)
+                    scheduler.step()
+                    print(validate(val_loader, model))
+
+            def main_with_report(build, train_loader, epochs):
+                model = build()
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=30)
+                for epoch in range(epochs):
+                    print(train_and_report(train_loader, model, optimizer))  # <- TL102
+                    scheduler.step()
+        """,
+    },
+    # A helper that switches every module of a container it is given (`for module in modules:
+    # module.train()`) switches the modules the caller put in that container; a model in the
+    # container the optimizer is built over is a trained model (RepDistiller's `module_list` and
+    # `trainable_list`). A trained model left out of the switched container still trains in eval
+    # mode after validation. `opt`, the options, handed to the helper is no optimizer.
+    "modules-switched-through-a-container": {
+        "epochs.py": """
+            import torch
+
+            def train_epoch(loader, modules, criterion, optimizer, opt):
+                for module in modules:
+                    module.train()
+                modules[-1].eval()
+                student, teacher = modules[0], modules[-1]
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    criterion(student(x), teacher(x).detach()).backward()
+                    optimizer.step()
+
+            def validate(loader, model, opt):
+                model.eval()
+                with torch.no_grad():
+                    return sum(model(x).argmax(1).eq(y).sum().item() for x, y in loader)
+        """,
+        "distill.py": """
+            import argparse
+            import torch
+            import torch.nn as nn
+            from epochs import train_epoch as train, validate
+
+            def parse_options():
+                parser = argparse.ArgumentParser()
+                parser.add_argument("--lr", type=float, default=0.05)
+                return parser.parse_args()
+
+            def distill(student, teacher, train_loader, val_loader, criterion, epochs):
+                opt = parse_options()
+                modules = nn.ModuleList([])
+                modules.append(student)
+                modules.append(teacher)
+                trainable = nn.ModuleList([student])
+                optimizer = torch.optim.SGD(trainable.parameters(), lr=opt.lr)
+                for epoch in range(epochs):
+                    train(train_loader, modules, criterion, optimizer, opt)
+                    print(validate(val_loader, student, opt))
+
+            def distill_with_head(student, head, teacher, train_loader, val_loader, criterion, epochs):
+                opt = parse_options()
+                modules = nn.ModuleList([head, teacher])
+                trainable = nn.ModuleList([student, head])
+                optimizer = torch.optim.SGD(trainable.parameters(), lr=opt.lr)
+                for epoch in range(epochs):
+                    train(train_loader, modules, criterion, optimizer, opt)
+                    print(validate(val_loader, student, opt))  # <- TL102
+        """,
+    },
+    # backward() with no optimizer in sight computes gradients to be read, not to train with:
+    # importance scores between pruning steps (Torch-Pruning's criteria benchmark), saliency maps.
+    # Evaluating the model in such a loop leaves nothing training in eval mode; fine-tuning with an
+    # optimizer between the pruning steps does.
+    "gradients-read-not-trained": {
+        "prune.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def validate(model, loader):
+                model.eval()
+                with torch.no_grad():
+                    return sum(model(x).argmax(1).eq(y).sum().item() for x, y in loader)
+
+            def prune_by_gradient(model, loader, val_loader, pruner, scorer, rounds):
+                model.train()
+                for _ in range(rounds):
+                    for x, y in loader:
+                        model.zero_grad()
+                        F.cross_entropy(model(x), y).backward()
+                        scorer.accumulate(model)
+                    pruner.step()
+                    print(validate(model, val_loader))
+
+            def saliency(model, images, labels):
+                maps = []
+                for x, y in zip(images, labels):
+                    model.eval()
+                    x.requires_grad_(True)
+                    model(x)[0, y].backward()
+                    maps.append(x.grad.abs())
+                return maps
+
+            def prune_and_finetune(model, loader, val_loader, pruner, rounds):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+                model.train()
+                for _ in range(rounds):
+                    for x, y in loader:
+                        optimizer.zero_grad()
+                        F.cross_entropy(model(x), y).backward()
+                        optimizer.step()
+                    pruner.step()
+                    print(validate(model, val_loader))  # <- TL102
+        """,
+    },
+    # A lone `for i in range(n)` over the same tensors is full-batch training (a Gaussian process
+    # fitted to all its points, as gpytorch's examples do): each turn is an epoch, so a short
+    # literal schedule stepped there is no epoch schedule stepped per batch. A counted loop that
+    # draws a batch each turn (`next(batches)`) is a batch loop.
+    "full-batch-iterations": {
+        "fit.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def fit_gp(model, mll, train_x, train_y, iterations):
+                optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+                scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[40])
+                model.train()
+                for i in range(iterations):
+                    optimizer.zero_grad()
+                    loss = -mll(model(train_x), train_y)
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+
+            def pretrain(model, batches, steps):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=30)
+                for step in range(steps):
+                    x, y = next(batches)
+                    optimizer.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+                    scheduler.step()  # <- TL402
+        """,
+    },
     # Layers with no parameters, buffers or train/eval behaviour (pooling, activations), directly
     # or inside a module class of the file, lose nothing in a plain list (Time-Series-Library's
     # series decomposition blocks); a list of the same blocks holding a Linear or a Dropout does.
@@ -536,6 +813,38 @@ CASES = {
         """,
     },
     # -- misses ---------------------------------------------------------------------------------
+    # A loop whose training and evaluation both happen in helpers of another file shows neither in
+    # its own words: the file is linted again with those helpers' summaries all the same, and the
+    # model is the trained one because the optimizer built over it is handed to the training
+    # helper. (Before: nothing asked the summaries, and nothing was reported.)
+    "training-and-evaluation-both-imported": {
+        "engine.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def train_one_epoch(model, loader, optimizer):
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+
+            def evaluate(model, loader):
+                model.eval()
+                with torch.no_grad():
+                    return sum(model(x).argmax(1).eq(y).sum().item() for x, y in loader)
+        """,
+        "main.py": """
+            import torch
+            from engine import train_one_epoch, evaluate
+
+            def main(model, teacher, train_loader, val_loader, epochs):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for epoch in range(epochs):
+                    train_one_epoch(model, train_loader, optimizer)
+                    print(evaluate(model, val_loader))  # <- TL102
+                    print(evaluate(teacher, val_loader))
+        """,
+    },
     # Swin-Transformer's loss scaler (a copy of timm's) names its step flag `update_grad=`, not
     # `need_update=`: the optimizer steps only at the window's end, so a scheduler stepped every
     # micro-batch beside it advances k times too fast.

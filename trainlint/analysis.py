@@ -146,7 +146,7 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         return result
     from .semantics import analyze, functions
     from .semantics.modes import builder_uses, returned_eval_model
-    from .semantics.summaries import AnsweringIndex, RecordingIndex, summarize
+    from .semantics.summaries import AnsweringIndex, RecordingIndex, ask_about_calls, summarize
 
     try:
         with warnings.catch_warnings():
@@ -164,13 +164,17 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
     lines = split_lines(text)
     findings: List[Finding] = []
     rules = all_rules()
-    answered, found = isinstance(index, AnsweringIndex), {}
+    answered, found, needs_answers = isinstance(index, AnsweringIndex), {}, False
     for code in settings.codes:
         rule = rules[code]
         if not rule.may_match(data, answered, found):
-            continue  # the file lacks what this rule cannot match without
+            # what the file lacks may come from the summaries of the functions it calls
+            needs_answers = needs_answers or (not answered and rule.may_match(data, True, found))
+            continue
         for report in rule().check(facts):
             findings.append(_finding(rule, report, path, text, lines, settings))
+    if needs_answers:
+        ask_about_calls(facts)
     seen = set()
     comments = suppression_comments(lines)
     used = set()

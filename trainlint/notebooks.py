@@ -35,10 +35,15 @@ def virtual_source(data: bytes) -> Tuple[bytes, List[Tuple[int, int]]]:
         cell_lines = text.split("\n")
         foreign = cell_lines[0].startswith("%%") and not _PYTHON_MAGICS.match(cell_lines[0])  # %%bash...
         continued = False  # the previous line was a shell/magic line ending in a backslash
+        statement = _Statement()
         for index, line in enumerate(cell_lines, 1):
-            python = _PYTHON_MAGICS.match(line)
-            shell = continued or (_MAGIC.match(line) and not python)
+            # inside brackets, a string or after a backslash, `% (a, b)` is the modulo operator
+            escape = not statement.open and _MAGIC.match(line)
+            python = escape and _PYTHON_MAGICS.match(line)
+            shell = continued or (escape and not python)
             continued = bool(shell) and line.rstrip().endswith("\\")  # `!pip install \` goes on below
+            if not shell:
+                statement.read(line[python.end():] if python else line)
             if foreign or index == 1 and line.startswith("%%") or shell and not _MAGIC.match(line):
                 line = ""
             elif python:  # `%time step()`: the statement runs (its columns shift by the magic's width)
@@ -51,6 +56,57 @@ def virtual_source(data: bytes) -> Tuple[bytes, List[Tuple[int, int]]]:
         lines.append("")  # keeps cells apart
         origin.append((number, len(cell_lines) + 1))
     return "\n".join(lines).encode("utf-8"), origin
+
+
+class _Statement:
+    """Whether the lines read so far leave a statement open (an unclosed bracket or triple-quoted
+    string, or a backslash at the end): the next line continues it and cannot be a magic."""
+
+    def __init__(self):
+        self.depth, self.quote, self.backslash = 0, None, False
+
+    @property
+    def open(self) -> bool:
+        return bool(self.depth or self.quote or self.backslash)
+
+    def read(self, line: str) -> None:
+        at = 0
+        while at < len(line):
+            if self.quote:
+                end = _string_end(line, at, self.quote)
+                if end is None:
+                    return
+                self.quote, at = None, end
+                continue
+            char = line[at]
+            if char == "#":
+                break
+            if char in "'\"":
+                quote = line[at:at + 3] if line[at:at + 3] in ('"""', "'''") else char
+                end = _string_end(line, at + len(quote), quote)
+                if end is None:
+                    self.quote = quote if len(quote) == 3 else None
+                    return
+                at = end
+                continue
+            if char in "([{":
+                self.depth += 1
+            elif char in ")]}":
+                self.depth = max(0, self.depth - 1)
+            at += 1
+        self.backslash = line.endswith("\\")
+
+
+def _string_end(line: str, at: int, quote: str):
+    """Where the string closed by ``quote`` ends on ``line`` from ``at``, or None if it goes on."""
+    while at < len(line):
+        if line[at] == "\\":
+            at += 2
+        elif line.startswith(quote, at):
+            return at + len(quote)
+        else:
+            at += 1
+    return None
 
 
 _LINE_REFERENCE = re.compile(r"\bline (\d+)\b")

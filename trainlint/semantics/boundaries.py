@@ -126,14 +126,19 @@ def is_accumulation_count(expr: ast.AST) -> bool:
 
 
 def clears_gradients_of(fn: FunctionFacts, zero: Event, step: Event) -> bool:
-    """Whether ``zero`` (a zero_grad) clears the parameters that ``step`` updates."""
-    if zero.target in (step.target, "*") or zero.target is None or step.target is None:
+    """Whether ``zero`` (a zero_grad) clears the parameters that ``step`` updates. One tensor's
+    gradient cleared by hand (``w.grad.zero_()``) clears them only where the optimizer is known to
+    update that tensor: a frozen or masked parameter of a larger model is cleared on purpose."""
+    one_tensor = zero.detail.get("form") == "grad.zero_()"
+    if zero.target in (step.target, "*") or zero.target is None:
         return True
+    if step.target is None:
+        return not one_tensor
     if role_of(fn, zero.target) == Role.OPTIMIZER:
         return False  # another optimizer (GAN generator vs discriminator)
     constructed = constructor_of(fn, step.target)
     if constructed is None or constructed.element is not None:
-        return True
+        return not one_tensor
     updated = names_in(constructed.call)
     return any(n == zero.target or n.startswith(zero.target + ".") for n in updated)
 

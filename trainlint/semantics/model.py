@@ -311,10 +311,11 @@ class FileFacts:
             return name
         return f"{target}.{rest}" if rest else target
 
-    def local_function(self, name: str, caller: FunctionFacts) -> Optional[FunctionFacts]:
+    def local_function(self, name: str, caller: FunctionFacts, call: Optional[ast.AST] = None) -> Optional[FunctionFacts]:
         """The function defined in this file that a call to ``name`` from ``caller`` reaches:
         ``self.method``, a closure of the caller or of an enclosing function, or a module-level
-        function."""
+        function. Where one scope defines the name more than once (in two branches of an ``if``),
+        the definition that reaches ``call``, when it is given."""
         if name.startswith("self.") and name.count(".") == 1 and caller.class_name is not None:
             return self.methods.get(f"{caller.class_name}.{name[5:]}")
         if "." in name:
@@ -324,16 +325,18 @@ class FileFacts:
             return None
         scope: Optional[FunctionFacts] = caller
         while scope is not None:
-            for fn in candidates:
-                if fn.parent is scope:
-                    return fn
+            defined = [fn for fn in candidates if fn.parent is scope]
+            if defined:
+                return _reaching(defined, scope.node, call)
             scope = scope.parent
-        return next((fn for fn in candidates if fn.parent is None and fn.class_name is None), None)
+        defined = [fn for fn in candidates if fn.parent is None and fn.class_name is None]
+        return _reaching(defined, self.tree, call) if defined else None
 
     def call_sites(self, callee: FunctionFacts) -> List[Tuple[FunctionFacts, Event]]:
         """(caller, call event) for every call of ``callee`` written in this file."""
         return [(caller, event) for caller in [self.module] + self.functions for event in caller.own_events
-                if event.kind == Kind.CALL and self.local_function(event.target or "", caller) is callee]
+                if event.kind == Kind.CALL
+                and self.local_function(event.target or "", caller, event.detail.get("call")) is callee]
 
     @property
     def methods(self) -> Dict[str, FunctionFacts]:
@@ -354,3 +357,14 @@ class FileFacts:
 def functions(facts: FileFacts) -> List[FunctionFacts]:
     """The module body and every function of the file: the scopes rules look at."""
     return [facts.module] + facts.functions
+
+
+def _reaching(definitions: List[FunctionFacts], scope: ast.AST, call: Optional[ast.AST]) -> FunctionFacts:
+    """Of several definitions of one name in a scope, the last one above ``call`` that is not in a
+    branch exclusive with it (the first definition when that cannot be told)."""
+    if len(definitions) == 1 or call is None:
+        return definitions[0]
+    from .syntax import exclusive_nodes
+
+    above = [fn for fn in definitions if fn.node.lineno < call.lineno and not exclusive_nodes(scope, fn.node, call)]
+    return max(above, key=lambda fn: fn.node.lineno) if above else definitions[0]

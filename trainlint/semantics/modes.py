@@ -7,9 +7,9 @@ import re
 from typing import Iterator, List, Optional
 
 from .model import Event, FileFacts, FunctionFacts, Kind, Loop, functions
-from .roles import Role, constructor_of, role_of_constructor
+from .roles import Role, constructor_of, role_of, role_of_constructor
 from .values import returned
-from .syntax import BUILDER_NAME, RETURNS_SELF, dotted, last_part, name_words, names_in
+from .syntax import BUILDER_NAME, RETURNS_SELF, calls_in, dotted, last_part, name_words, names_in
 
 _INFERENCE_WORDS = {"infer", "inference", "predict", "predictor", "export", "eval", "evaluate", "evaluation",
                     "test", "deploy", "serve", "demo", "onnx", "trace", "jit", "script", "inference"}
@@ -19,20 +19,38 @@ _FROZEN_WORDS = {"teacher", "ema", "ref", "reference", "frozen", "target", "old"
 
 
 def optimizer_modules(fn: FunctionFacts) -> Optional[set]:
-    """Names of modules whose parameters an optimizer built in sight updates; None if unknown."""
+    """Names of modules whose parameters an optimizer built in sight updates: one stepped here, or
+    handed to a helper of another file that trains (``train_one_epoch(model, loader, optimizer)``);
+    None if unknown."""
     modules = set()
-    for step in fn.events_of(Kind.OPT_STEP):
-        stepped = stepped_modules(fn, step)
-        if stepped is None:
+    for optimizer in _optimizers_used(fn):
+        updated = modules_updated_by(fn, optimizer)
+        if updated is None:
             return None
-        modules |= stepped
+        modules |= updated
     return modules or None
+
+
+def _optimizers_used(fn: FunctionFacts) -> Iterator[Optional[str]]:
+    for event in fn.events:
+        if event.kind == Kind.OPT_STEP:
+            yield event.target
+        elif event.kind == Kind.BACKWARD and event.detail.get("external") and isinstance(event.node, ast.Call):
+            for argument in event.node.args + [keyword.value for keyword in event.node.keywords]:
+                name = dotted(argument)
+                constructed = constructor_of(fn, name) if name is not None else None
+                if constructed is not None and constructed.role == Role.OPTIMIZER:
+                    yield name  # built in sight: a name alone (`opt`, often the options) says too little
 
 
 def stepped_modules(fn: FunctionFacts, step: Event) -> Optional[set]:
     """Names of the modules whose parameters the optimizer of ``step`` was built from
     (``AdamW(disc.heads.parameters())`` -> disc.heads); None if unknown."""
-    constructed = constructor_of(fn, step.target) if step.target else None
+    return modules_updated_by(fn, step.target)
+
+
+def modules_updated_by(fn: FunctionFacts, optimizer: Optional[str]) -> Optional[set]:
+    constructed = constructor_of(fn, optimizer) if optimizer else None
     if constructed is None or constructed.element is not None:
         return None
     return {name[: -len(suffix)] for name in names_in(constructed.call)
@@ -55,13 +73,39 @@ def trained_modules(fn: FunctionFacts) -> Optional[set]:
 
 def is_trained_module(fn: FunctionFacts, name: str, loop: Loop) -> bool:
     """Whether the module ``name`` is the one being trained in ``loop`` (not a teacher/EMA copy)."""
+    if not steps_in_sight(fn):
+        return False
     modules = optimizer_modules(fn)
     if modules is not None:
-        return any(name == m or m.startswith(name + ".") or name.startswith(m + ".") for m in modules)
+        return any(name == m or m.startswith(name + ".") or name.startswith(m + ".") or holds_module(fn, m, name)
+                   for m in modules)
     if set(name_words(name)) & _FROZEN_WORDS:
         return False
     return name in loop.invoked or any(i.startswith(name + ".") for i in loop.invoked)
 
+
+
+def steps_in_sight(fn: FunctionFacts) -> bool:
+    """Whether ``fn`` can train anything: an optimizer or framework step (its own, a helper's, or
+    within a training helper of another file), or an optimizer it builds, is handed or names.
+    backward() with no optimizer in sight computes gradients to be read (importance scores for
+    pruning, saliency maps, attributions) and trains nothing."""
+    if any(e.kind in (Kind.OPT_STEP, Kind.FRAMEWORK_STEP) or e.kind == Kind.BACKWARD and e.detail.get("external")
+           for e in fn.events):
+        return True
+    return any(role_of(fn, name) == Role.OPTIMIZER for name in names_in(fn.node))
+
+
+def holds_module(fn: FunctionFacts, container: Optional[str], module: Optional[str]) -> bool:
+    """Whether ``container`` holds ``module`` in ``fn``: built with it (``nn.ModuleList([model_s,
+    head])``) or given it (``module_list.append(model_s)``), so a switch of every module of the
+    container switches it too."""
+    if not container or not module:
+        return False
+    built = [v for v in fn.assignments.get(container, ()) if isinstance(v, ast.Call)]
+    given = [call for call in calls_in(fn.node) if isinstance(call.func, ast.Attribute)
+             and call.func.attr in ("append", "extend", "insert", "add_module") and dotted(call.func.value) == container]
+    return any(module in names_in(argument) for call in built + given for argument in call.args)
 
 
 def is_builder(fn: FunctionFacts) -> bool:

@@ -85,6 +85,23 @@ def _evidence(fn: FunctionFacts, expr: ast.AST, depth: int = 0) -> Optional[str]
     return None
 
 
+def draws_batches(loop) -> bool:
+    """Whether each turn of a training loop takes one batch: it iterates data (``for x, y in
+    loader``), sits inside another loop, or draws in its body (``next(it)``, ``get_batch()``). A
+    lone ``for i in range(n)`` over the same tensors is full-batch training (a Gaussian process,
+    a graph), where a turn is an epoch: its granularity is not known."""
+    node = loop.node
+    bound = getattr(node, "iter", None)
+    counted = isinstance(bound, ast.Call) and dotted(bound.func) in ("range", "tqdm", "trange", "tqdm.trange")
+    if loop.parent is not None or not (counted or isinstance(node, ast.While)):
+        return True
+    names = loop.invoked | (names_in(bound) if counted else set())  # `range(len(loader))` counts batches
+    return any(_DRAWING_WORDS & set(name_words(name)) for name in names)
+
+
+_DRAWING_WORDS = {"next", "batch", "batches", "sample", "loader", "dataloader", "dataset"}
+
+
 def counts_epochs(loop) -> bool:
     """A loop over epochs (``for epoch in range(1, epochs + 1)``): when it runs backward() and the
     step itself, as full-batch training does (one step per epoch), a scheduler stepped there is

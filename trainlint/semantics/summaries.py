@@ -12,8 +12,8 @@ import ast
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
-from .model import Event, FunctionFacts, Guard, Kind, Loop
-from .syntax import held_object
+from .model import Event, FunctionFacts, Guard, Kind, Loop, Unpacked
+from .syntax import dotted, held_object
 
 MAX_DEPTH = 4
 
@@ -22,6 +22,7 @@ MAX_DEPTH = 4
 class FunctionSummary:
     param_modes: Dict[str, str] = field(default_factory=dict)  # str(index) -> "train" | "eval"
     trains: bool = False  # runs backward() (directly or through local helpers)
+    modes_before_training: List[str] = field(default_factory=list)  # indexes whose mode is set before any backward()
     returns_eval_model: bool = False
 
     def to_json(self) -> dict:
@@ -42,7 +43,7 @@ def expand_events(fn: FunctionFacts, depth: int = 0, active: tuple = ()) -> List
         if event.kind != Kind.CALL:
             events.append(event)
             continue
-        callee = fn.file.local_function(event.target, fn)
+        callee = fn.file.local_function(event.target, fn, event.detail.get("call"))
         if callee is not None:
             if callee in active or depth >= MAX_DEPTH or callee is fn:
                 events.append(event)
@@ -57,6 +58,14 @@ def expand_events(fn: FunctionFacts, depth: int = 0, active: tuple = ()) -> List
         else:
             events.extend(_summary_events(event, summary))
     return events
+
+
+def ask_about_calls(facts) -> None:
+    """Ask the index about every call of the file into other files, as the rules would: the
+    second pass then lints the file again with the answers (a loop whose training and evaluation
+    both happen in imported helpers shows neither in its own words)."""
+    for fn in [facts.module] + facts.functions:
+        expand_events(fn)
 
 
 def arguments_of(callee: FunctionFacts, call: ast.Call, bound: bool) -> Dict[str, ast.expr]:
@@ -116,14 +125,18 @@ def _summary_events(call_event: Event, summary: FunctionSummary) -> List[Event]:
         events.append(Event(kind, target, call_event.node, call_event.frames, call_event.order + (len(events),),
                             call_event.node, (call_event.target,), detail))
 
+    def add_modes(before_training: bool):
+        for index, mode in sorted(summary.param_modes.items()):
+            position = int(index)
+            if position < len(call.args) and (index in summary.modes_before_training) == before_training:
+                target = held_object(call.args[position])
+                if target is not None:
+                    add(Kind.MODE, target, {"mode": mode})
+
+    add_modes(before_training=True)  # `model.train()` and then the epoch: the helper trains in that mode
     if summary.trains:
         add(Kind.BACKWARD, None, {"external": True})
-    for index, mode in sorted(summary.param_modes.items()):
-        position = int(index)
-        if position < len(call.args):
-            target = held_object(call.args[position])
-            if target is not None:
-                add(Kind.MODE, target, {"mode": mode})
+    add_modes(before_training=False)
     return events
 
 
@@ -131,15 +144,34 @@ def summarize(fn: FunctionFacts, returns_eval_model: bool) -> FunctionSummary:
     """The summary another file sees of ``fn``."""
     summary = FunctionSummary(returns_eval_model=returns_eval_model)
     params = fn.params[1:] if fn.class_name is not None and fn.params[:1] == ["self"] else fn.params
-    final: Dict[str, Optional[str]] = {}
+    final: Dict[str, Optional[Event]] = {}
+    first_backward: Optional[Event] = None
     for event in fn.events:
         if event.kind == Kind.BACKWARD:
             summary.trains = True
-        elif event.kind == Kind.MODE and event.target in params:
-            # a mode set under a condition leaves the argument's mode unknown
-            final[event.target] = event.detail["mode"] if not event.guards() else None
-    summary.param_modes = {str(params.index(p)): m for p, m in final.items() if m is not None}
+            first_backward = first_backward or event
+        elif event.kind == Kind.MODE:
+            param = _parameter_switched(fn, event.target, params)
+            if param is not None:  # a mode set under a condition leaves the argument's mode unknown
+                final[param] = event if not event.guards() else None
+    for param, event in final.items():
+        if event is not None:
+            summary.param_modes[str(params.index(param))] = event.detail["mode"]
+            if first_backward is not None and event.order < first_backward.order:
+                summary.modes_before_training.append(str(params.index(param)))
     return summary
+
+
+def _parameter_switched(fn: FunctionFacts, target: Optional[str], params: List[str]) -> Optional[str]:
+    """The parameter whose mode a switch of ``target`` sets: the parameter itself, or a container
+    parameter whose every element a loop switches (``for module in module_list: module.train()``)."""
+    if target in params:
+        return target
+    values = fn.assignments.get(target or "", ())
+    sources = {dotted(v.value) for v in values if isinstance(v, Unpacked) and v.index == -1}
+    if len(sources) == 1 and len(values) == 1 and sources <= set(params):
+        return sources.pop()
+    return None
 
 
 class RecordingIndex:
