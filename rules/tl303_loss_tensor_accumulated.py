@@ -2,7 +2,9 @@ import ast
 
 from trainlint.rule import Fix, Report, Rule
 from trainlint.semantics import Kind, functions
-from trainlint.semantics.dataflow import bound_outside, computed_without_grad, holds_loss, reset_inside, runs_with_grad
+from trainlint.semantics.dataflow import (
+    backpropagated, bound_outside, computed_without_grad, holds_loss, reset_inside, runs_with_grad,
+)
 from trainlint.semantics.values import consumed_inside, is_local, returned
 from trainlint.semantics.syntax import dotted
 from trainlint.semantics.prerequisites import ACCUMULATION, LOSS_OR_BACKWARD
@@ -23,7 +25,8 @@ class LossTensorAccumulated(Rule):
     alive; warning when it is appended after `backward()` freed them (only the graph's nodes leak).
 
     Not flagged: `total += loss.item()` / `loss.detach()`, sums that are themselves backpropagated
-    (`total = total + loss_i; total.backward()`), accumulators created, reset or drained
+    (`total = total + loss_i; total.backward()`, also through a name: `meta_loss = total / n;
+    meta_loss.backward()`), accumulators created, reset or drained
     (`queue.pop(0)`) inside the loop (`running_loss = 0` after each optimizer step keeps only one
     window alive), and lists local to a function that returns them (chunked losses summed by the
     caller) or that are filled after `backward()`; loops with no `backward()` under `no_grad` /
@@ -154,10 +157,11 @@ class LossTensorAccumulated(Rule):
         for fn in functions(facts):
             backwards = fn.events_of(Kind.BACKWARD)
             backwarded = {b.target for b in backwards}
+            summed_into_a_loss = backpropagated(fn)
             for added in fn.events_of(Kind.ACCUMULATE):
                 value = dotted(added.detail["value"])
                 loop = added.innermost_loop
-                if value is None or added.target in backwarded or not fn.owns(loop):
+                if value is None or added.target in summed_into_a_loss or not fn.owns(loop):
                     continue
                 if not bound_outside(fn, added.target, loop) or reset_inside(fn, added.target, loop) \
                         or consumed_inside(added.target, loop):

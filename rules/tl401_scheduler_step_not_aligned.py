@@ -2,6 +2,7 @@ from trainlint.rule import Report, Restructure, Rule
 from trainlint.semantics import GuardKind, Kind, exclusive, functions
 from trainlint.semantics.boundaries import accumulation_boundary, boundary_guards, describe, is_prepared, matching_steps
 from trainlint.semantics.prerequisites import OPTIMIZER_STEP
+from trainlint.semantics.schedules import stepped_to_a_given_value
 
 
 class SchedulerStepNotAligned(Rule):
@@ -18,7 +19,9 @@ class SchedulerStepNotAligned(Rule):
 
     Not flagged: schedulers prepared by `accelerator.prepare` (accelerate steps them only on the
     accumulation boundary), steps inside `with accelerator.accumulate(model):`, schedulers stepped
-    once per epoch outside the batch loop (see TL402).
+    once per epoch outside the batch loop (see TL402), and steps given a value
+    (`scheduler.step(val_loss)` of a plateau scheduler, `scheduler.step(epoch)`): they do not
+    advance by the number of calls.
 
     Fix: step the scheduler (and update the EMA) right after `optimizer.step()`, in the same branch
     (`--fix --unsafe-fixes` moves it there).
@@ -132,7 +135,8 @@ class SchedulerStepNotAligned(Rule):
         for fn in functions(facts):
             for event in fn.events_of(Kind.SCHED_STEP, Kind.EMA_UPDATE):
                 loop = event.innermost_loop
-                if not fn.owns(loop) or event.in_with("accumulate") or is_prepared(fn, event.target):
+                if not fn.owns(loop) or event.in_with("accumulate") or is_prepared(fn, event.target) \
+                        or event.kind == Kind.SCHED_STEP and stepped_to_a_given_value(event):
                     continue
                 candidates = matching_steps(fn, event, [s for s in fn.events_in(loop, Kind.OPT_STEP) if s.innermost_loop is loop])
                 problems = [self.misalignment(fn, event, step, loop) for step in candidates]
@@ -157,8 +161,7 @@ class SchedulerStepNotAligned(Rule):
                     f"runs every iteration")
         if exclusive(event, step):
             return f"{what} runs in the branch where optimizer.step() at line {step.line} is skipped"
-        if event.kind == Kind.SCHED_STEP and not event.origin.args and not event.origin.keywords \
-                and event.order < step.order and not event.guards_within(loop) and not step.guards_within(loop):
+        if event.kind == Kind.SCHED_STEP and event.order < step.order and not event.guards_within(loop) and not step.guards_within(loop):
             return (f"{what} runs before optimizer.step() at line {step.line} in the same iteration: "
                     f"the first value of the schedule is skipped")
         return None

@@ -1,6 +1,6 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
-from trainlint.semantics.schedules import counts_epochs, draws_batches, scheduler_granularity
+from trainlint.semantics.schedules import counts_epochs, draws_batches, scheduler_granularity, stepped_to_a_given_value
 from trainlint.semantics.prerequisites import BACKWARD, OPTIMIZER_STEP
 
 
@@ -131,14 +131,17 @@ class SchedulerGranularityMismatch(Rule):
         for fn in functions(facts):
             for event in fn.events_of(Kind.SCHED_STEP):
                 loop = event.innermost_loop
-                if loop is None or event.origin.args:
-                    continue  # step(metric): a plateau scheduler, driven by validation
+                if loop is None or stepped_to_a_given_value(event):
+                    continue
                 if event.via and event.target.startswith("self."):
                     continue  # the helper method sees the same constructor and reports it itself
                 in_batch_loop = not counts_epochs(loop) and draws_batches(loop) and any(
                     b.innermost_loop is loop for b in fn.events_in(loop, Kind.BACKWARD) if not b.detail.get("external"))
+                # the optimizer steps in a loop below this one; a step beside the scheduler's makes it
+                # per step, whatever inner loop accumulates the gradients (micro-batches, tasks)
                 below = any(b.innermost_loop is not loop or b.detail.get("external")
-                            for b in fn.events_in(loop, Kind.BACKWARD))
+                            for b in fn.events_in(loop, Kind.BACKWARD)) \
+                    and not any(s.innermost_loop is loop for s in fn.events_in(loop, Kind.OPT_STEP))
                 granularity = scheduler_granularity(fn, event.target)
                 if granularity == "epoch" and in_batch_loop:
                     yield Report(event.node, "this scheduler counts epochs (see its constructor) but is stepped "

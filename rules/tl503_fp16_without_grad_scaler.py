@@ -15,8 +15,10 @@ class Fp16WithoutGradScaler(Rule):
     few hundred steps in. The segmentation report trained in fp16 without a scaler and got NaN
     until mixed precision was set up properly.
 
-    Not flagged: bfloat16 (same range as float32), files that create a GradScaler, and training
-    driven by accelerate, Lightning or DeepSpeed (they scale the loss themselves).
+    Not flagged: bfloat16 (same range as float32), files that create a GradScaler, training
+    driven by accelerate, Lightning or DeepSpeed, and optimizers that run backward themselves
+    (`optimizer.backward(loss)`: apex's FP16_Optimizer): they scale the loss themselves. Only
+    modules are trained: `x = x.half()` on a batch is not.
 
     Fix: keep fp32 weights, use `torch.autocast(..., dtype=torch.float16)` with
     `torch.amp.GradScaler`, or switch to `dtype=torch.bfloat16`.
@@ -100,8 +102,9 @@ class Fp16WithoutGradScaler(Rule):
 
     def check(self, facts):
         everything = functions(facts)
-        if any(e.detail.get("scaled") or e.kind == Kind.SCALER_UPDATE or role_of(fn, e.target) in (
-                Role.SCALER, Role.ACCELERATOR, Role.ENGINE) for fn in everything for e in fn.own_events):
+        if any(e.detail.get("scaled") or e.detail.get("scaled_by") or e.kind == Kind.SCALER_UPDATE
+               or role_of(fn, e.target) in (Role.SCALER, Role.ACCELERATOR, Role.ENGINE)
+               for fn in everything for e in fn.own_events):
             return  # the file scales its loss, or a framework does
         for fn in everything:
             backwards = [b for b in fn.events_of(Kind.BACKWARD) if not b.detail.get("framework")]

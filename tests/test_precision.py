@@ -758,6 +758,137 @@ CASES = {
                     scheduler.step()  # <- TL402
         """,
     },
+    # An optimizer that runs backward itself (`optimizer.backward(loss)`: apex's FP16_Optimizer, as
+    # Transformer-XL uses it) scales the loss: fp16 weights under it are not trained unscaled. Only
+    # modules are trained: `inputs = inputs.half()` on each batch is not a model (the CIFAR ResNet
+    # trainer halves both; only the model is reported, in a file with no loss scaling).
+    "fp16-loss-scaled-by-the-optimizer": {
+        "apex_fp16.py": """
+            import torch
+            import torch.nn.functional as F
+            from apex.fp16_utils import FP16_Optimizer
+
+            def train(model, loader):
+                model = model.half()
+                optimizer = FP16_Optimizer(torch.optim.Adam(model.parameters()), dynamic_loss_scale=True)
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    loss = F.cross_entropy(model(x.half()), y)
+                    optimizer.backward(loss)
+                    optimizer.step()
+        """,
+        "plain_fp16.py": """
+            import torch.nn.functional as F
+
+            def train(model, loader, optimizer, half):
+                if half:
+                    model.half()  # <- TL503
+                model.train()
+                for i, (inputs, target) in enumerate(loader):
+                    inputs = inputs.cuda()
+                    if half:
+                        inputs = inputs.half()
+                    loss = F.cross_entropy(model(inputs), target.cuda())
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+        """,
+    },
+    # A scheduler stepped with a value (`scheduler.step(val_loss)`, a plateau scheduler) follows the
+    # metric, not the number of calls: stepping it only when the model is evaluated is its design
+    # (Transformer-XL's `dev_perf` schedule). A plain step under the same test is not.
+    "scheduler-stepped-with-a-value": {
+        "train.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def train(model, loader, optimizer, evaluate, eval_interval):
+                plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5)
+                for step, (x, y) in enumerate(loader):
+                    optimizer.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+                    if step % eval_interval == 0:
+                        plateau.step(evaluate(model))
+
+            def train_with_decay(model, loader, optimizer, evaluate, eval_interval):
+                decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.999)
+                for step, (x, y) in enumerate(loader):
+                    optimizer.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+                    if step % eval_interval == 0:
+                        print(evaluate(model))
+                        decay.step()  # <- TL401
+        """,
+    },
+    # Meta-learning sums the tasks' losses and backpropagates the sum through another name
+    # (`meta_loss = total / n; meta_loss.backward()`, learn2learn's MAML examples): the sum is the
+    # loss, not a leak. A total that no backward() reaches still is.
+    "task-losses-summed-into-the-meta-loss": {
+        "maml.py": """
+            import torch.nn.functional as F
+
+            def meta_train(meta_model, tasks, optimizer, iterations, meta_batch):
+                for iteration in range(iterations):
+                    total = 0.0
+                    for task in tasks.sample(meta_batch):
+                        learner = meta_model.clone()
+                        learner.adapt(F.cross_entropy(learner(task.support_x), task.support_y))
+                        loss = F.cross_entropy(learner(task.query_x), task.query_y)
+                        total += loss
+                    meta_loss = total / meta_batch
+                    optimizer.zero_grad()
+                    meta_loss.backward()
+                    optimizer.step()
+
+            def meta_train_logged(meta_model, tasks, optimizer, iterations, meta_batch, regulariser):
+                for iteration in range(iterations):
+                    total = 0.0
+                    for task in tasks.sample(meta_batch):
+                        loss = F.cross_entropy(meta_model(task.query_x), task.query_y)
+                        total += loss  # <- TL303
+                    print(total / meta_batch)
+                    optimizer.zero_grad()
+                    regulariser(meta_model).backward()
+                    optimizer.step()
+
+            if __name__ == "__main__":
+                meta_model, tasks, optimizer, regulariser = setup()
+                meta_train(meta_model, tasks, optimizer, 1000, 8)
+                meta_train_logged(meta_model, tasks, optimizer, 1000, 8, regulariser)
+        """,
+    },
+    # A scheduler stepped beside its optimizer's step is stepped once per step, even when the
+    # gradients of that step accumulate in an inner loop (tasks of a meta-batch, micro-batches):
+    # learn2learn's MAML++ steps a cosine schedule of `epochs * iterations` that way. Stepped after
+    # a loop that holds the optimizer's steps, it is stepped once per epoch.
+    "scheduler-beside-an-accumulated-step": {
+        "meta.py": """
+            import torch
+
+            def train(maml, tasks, epochs, iterations, meta_batch, step_on_task):
+                opt = torch.optim.AdamW(maml.parameters(), 1e-3)
+                scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * iterations)
+                for epoch in range(epochs):
+                    for _ in range(iterations):
+                        opt.zero_grad()
+                        for _ in range(meta_batch):
+                            step_on_task(maml.clone(), tasks.sample()).backward()
+                        opt.step()
+                        scheduler.step()
+
+            def train_per_epoch(model, loader, epochs, criterion):
+                opt = torch.optim.SGD(model.parameters(), lr=0.1)
+                scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader))
+                for epoch in range(epochs):
+                    for x, y in loader:
+                        opt.zero_grad()
+                        criterion(model(x), y).backward()
+                        opt.step()
+                    scheduler.step()  # <- TL402
+        """,
+    },
     # Layers with no parameters, buffers or train/eval behaviour (pooling, activations), directly
     # or inside a module class of the file, lose nothing in a plain list (Time-Series-Library's
     # series decomposition blocks); a list of the same blocks holding a Linear or a Dropout does.

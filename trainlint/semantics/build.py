@@ -524,6 +524,11 @@ def _backward(fn, call, receiver, name, event) -> List[Event]:
         # accelerate's and Fabric's backward() scale the loss for fp16 themselves, DeepSpeed's too
         framework = {Role.ENGINE: "deepspeed", Role.ACCELERATOR: "accelerator"}.get(role_of(fn, name))
         return [event(Kind.BACKWARD, root_name(loss), {"loss": loss, "framework": framework})]
+    if call.args and role_of(fn, name) == Role.OPTIMIZER:
+        # `optimizer.backward(loss)`: a mixed-precision wrapper (apex's FP16_Optimizer, fairseq's)
+        # runs backward itself and scales the loss on the way
+        loss = call.args[0]
+        return [event(Kind.BACKWARD, root_name(loss), {"loss": loss, "scaled_by": "optimizer"})]
     return [event(Kind.BACKWARD, root_name(receiver), {"loss": receiver})]
 
 

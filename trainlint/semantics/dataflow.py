@@ -61,6 +61,23 @@ def bound_outside(fn: FunctionFacts, name: str, loop: Loop) -> bool:
 
 
 
+def backpropagated(fn: FunctionFacts) -> set:
+    """Names whose values reach a ``backward()`` of ``fn``: the losses it is called on and the names
+    they are computed from (``meta_loss = task_losses / n; meta_loss.backward()`` backpropagates
+    ``task_losses``)."""
+    reached = {b.target for b in fn.events_of(Kind.BACKWARD) if b.target}
+    frontier = list(reached)
+    while frontier:
+        for value in fn.assignments.get(frontier.pop(), ()):
+            while isinstance(value, Unpacked):
+                value = value.value
+            for name in names_in(value):
+                if name not in reached:
+                    reached.add(name)
+                    frontier.append(name)
+    return reached
+
+
 def reset_inside(fn: FunctionFacts, name: str, loop: Loop) -> bool:
     """Whether ``name`` is re-bound (not just added to) somewhere in the body of ``loop``."""
     start, end = loop.node.lineno, getattr(loop.node, "end_lineno", loop.node.lineno)

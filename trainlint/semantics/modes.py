@@ -79,8 +79,8 @@ def is_trained_module(fn: FunctionFacts, name: str, loop: Loop) -> bool:
     if modules is not None:
         return any(name == m or m.startswith(name + ".") or name.startswith(m + ".") or holds_module(fn, m, name)
                    for m in modules)
-    if set(name_words(name)) & _FROZEN_WORDS:
-        return False
+    if set(name_words(name)) & _FROZEN_WORDS or name.split(".")[0] in loop.assigned:
+        return False  # a frozen copy; or bound anew every turn: the batch and what is computed from it
     return name in loop.invoked or any(i.startswith(name + ".") for i in loop.invoked)
 
 

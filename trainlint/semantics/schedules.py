@@ -85,6 +85,14 @@ def _evidence(fn: FunctionFacts, expr: ast.AST, depth: int = 0) -> Optional[str]
     return None
 
 
+def stepped_to_a_given_value(event) -> bool:
+    """``scheduler.step(val_loss)`` (a plateau scheduler, driven by the metric) or
+    ``scheduler.step(epoch)`` (an absolute position): such a schedule does not advance by the
+    number of calls, so where and how often it is stepped is its caller's design."""
+    call = event.origin
+    return isinstance(call, ast.Call) and bool(call.args or call.keywords)
+
+
 def draws_batches(loop) -> bool:
     """Whether each turn of a training loop takes one batch: it iterates data (``for x, y in
     loader``), sits inside another loop, or draws in its body (``next(it)``, ``get_batch()``). A
