@@ -1,7 +1,7 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import under_no_grad
-from trainlint.semantics.modes import holds_module, is_trained_module, passes, stepped_modules
+from trainlint.semantics.modes import holds_module, is_trained_module, passes, stepped_modules, trains_in_that_mode
 from trainlint.semantics.prerequisites import EVAL_MODE, TRAINING
 
 
@@ -17,7 +17,8 @@ class EvalModeNeverRestored(Rule):
 
     Not flagged: `train_one_epoch()` / `evaluate()` helpers that each set their own mode (also
     through a container: `for m in modules: m.train()`), `.train()` at the top of the epoch or
-    batch loop, eval-mode copies that are not trained (teacher, EMA, reference models), and loops
+    batch loop, a training helper that sets eval mode itself before it trains (linear probing on
+    frozen features), eval-mode copies that are not trained (teacher, EMA, reference models), and loops
     whose `backward()` trains nothing (no optimizer in sight: gradients read as pruning scores or
     saliency maps).
 
@@ -174,7 +175,8 @@ class EvalModeNeverRestored(Rule):
                 if switch.kind != Kind.MODE or switch.detail["mode"] != "eval" or not switch.target:
                     continue
                 loop = self.training_loop_around(switch, events)
-                if not fn.owns(loop) or not is_trained_module(fn, switch.target, loop):
+                if not fn.owns(loop) or not is_trained_module(fn, switch.target, loop) \
+                        or trains_in_that_mode(switch, events):
                     continue
                 if not self.restored_before_backward(fn, switch, [e for e in events if e.in_loop(loop)]):
                     via = f" (in {switch.via[0]}())" if switch.via else ""
@@ -206,9 +208,9 @@ class EvalModeNeverRestored(Rule):
                 if stepped is not None and not any(_related(module, switch.target) for module in stepped):
                     continue
                 return False
-            if event.kind == Kind.MODE and event.detail["mode"] != "eval" and (
-                    _related(event.target, switch.target) or holds_module(fn, event.target, switch.target)):
-                return True
+            if event.kind == Kind.MODE and (event.detail["mode"] != "eval" or trains_in_that_mode(event, iteration)) \
+                    and (_related(event.target, switch.target) or holds_module(fn, event.target, switch.target)):
+                return True  # set again before training: to train mode, or to the mode the training chose
             if event.kind == Kind.CALL and passes(event, switch.target):
                 return True  # an unseen helper gets the model: it may call .train()
         return True

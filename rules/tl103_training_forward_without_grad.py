@@ -3,7 +3,7 @@ import ast
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import computed_without_grad
-from trainlint.semantics.modes import trained_modules
+from trainlint.semantics.modes import stepped_modules, trained_modules
 from trainlint.semantics.syntax import calls_in, dotted
 from trainlint.semantics.prerequisites import BACKWARD, NO_GRAD
 
@@ -19,7 +19,9 @@ class TrainingForwardWithoutGrad(Rule):
     head), `backward()` runs without error and the model's main term silently never trains.
 
     Not flagged: frozen teachers, targets and EMA models computed under `no_grad` (their outputs
-    are meant to be constants), and validation forwards whose outputs do not reach `backward()`.
+    are meant to be constants), a model that another optimizer trains (a GAN discriminator's
+    features of real data as the generator's feature-matching target), and validation forwards
+    whose outputs do not reach `backward()`.
 
     Fix: run the trained model's forward outside the `no_grad` block.
     """
@@ -78,7 +80,11 @@ class TrainingForwardWithoutGrad(Rule):
                 value = computed_without_grad(fn, loss, backward.line)
                 if value is None:
                     continue
-                forwards = [c for c in calls_in(value) if dotted(c.func) in trained]
+                # what this backward trains: what the next step updates (a GAN's generator loss runs
+                # through the discriminator, which another optimizer trains)
+                step = next((s for s in fn.events_of(Kind.OPT_STEP) if s.order > backward.order), None)
+                updated = (stepped_modules(fn, step) if step is not None else None) or trained
+                forwards = [c for c in calls_in(value) if dotted(c.func) in updated]
                 if forwards:
                     yield Report(value if isinstance(value, ast.expr) else forwards[0],
                                  f"{dotted(forwards[0].func)}(...) runs under no_grad here, and its output reaches "

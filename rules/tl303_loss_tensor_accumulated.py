@@ -5,6 +5,7 @@ from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import (
     backpropagated, bound_outside, computed_without_grad, holds_loss, reset_inside, runs_with_grad,
 )
+from trainlint.semantics.modes import steps_in_sight
 from trainlint.semantics.values import consumed_inside, is_local, returned
 from trainlint.semantics.syntax import dotted
 from trainlint.semantics.prerequisites import ACCUMULATION, LOSS_OR_BACKWARD
@@ -167,6 +168,8 @@ class LossTensorAccumulated(Rule):
                         or consumed_inside(added.target, loop):
                     continue  # made, emptied or drained in the loop: the graphs it holds are bounded
                 own = [b for b in backwards if b.target == value and b.in_loop(loop)]
+                if own and not steps_in_sight(fn):
+                    continue  # a derivative taken to be read (a plot, a saliency map), not a training loss
                 if own:
                     after_backward = all(b.order < added.order for b in own)
                     if is_local(fn, added.target) and (after_backward or returned(fn, added.target)):

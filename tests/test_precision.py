@@ -889,6 +889,169 @@ CASES = {
                     scheduler.step()  # <- TL402
         """,
     },
+    # A device named through `torch.device(...)` is that device: `model.to(device)` before
+    # wrapping and `model.to(args.device)` after it move to one device and convert nothing
+    # (distiller's detector compression re-transfers the model after wrapping). Halving it after
+    # wrapping to float64 does convert.
+    "same-device-named-two-ways": {
+        "ddp.py": """
+            import torch
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            def train(model, loader, args):
+                device = torch.device(args.device)
+                model.to(device)
+                model = DDP(model, device_ids=[args.gpu])
+                model.to(args.device)
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    torch.nn.functional.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+
+            def train_half(model, loader, args):
+                device = torch.device(args.device)
+                model.to(device)
+                model = DDP(model, device_ids=[args.gpu])
+                model.double()  # <- TL705
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    torch.nn.functional.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+        """,
+    },
+    # A step-decay schedule's `lr_steps` are its own decay points, in whatever unit it is stepped
+    # (torchvision's detection recipe: epochs). "steps" in the length of a schedule still counts
+    # iterations.
+    "decay-steps-of-a-step-schedule": {
+        "detect.py": """
+            import torch
+
+            def train(model, loader, optimizer, args):
+                decay = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=args.lr_steps, gamma=0.1)
+                for epoch in range(args.epochs):
+                    for images, targets in loader:
+                        optimizer.zero_grad()
+                        sum(model(images, targets).values()).backward()
+                        optimizer.step()
+                    decay.step()
+
+            def train_cosine(model, loader, optimizer, args):
+                cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.total_steps)
+                for epoch in range(args.epochs):
+                    for x, y in loader:
+                        optimizer.zero_grad()
+                        torch.nn.functional.cross_entropy(model(x), y).backward()
+                        optimizer.step()
+                    cosine.step()  # <- TL402
+        """,
+    },
+    # backward() on a scalar function with no optimizer in sight takes a derivative to be read (a
+    # plot of a pruning schedule's rate in distiller's notebook): what it is appended to holds no
+    # training loss.
+    "derivative-read-not-a-loss": {
+        "rates.py": """
+            import matplotlib.pyplot as plt
+            import torch
+
+            def plot_rates(schedule, epochs):
+                values, rates = [], []
+                for epoch in range(epochs):
+                    at = torch.tensor([float(epoch)], requires_grad=True)
+                    value = schedule(at)
+                    values.append(value)
+                    value.backward()
+                    rates.append(at.grad.item())
+                plt.plot(range(epochs), values, range(epochs), rates)
+
+            def train(model, loader, optimizer, criterion):
+                losses = []
+                for x, y in loader:
+                    loss = criterion(model(x), y)
+                    losses.append(loss)  # <- TL303
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                print(sum(losses) / len(losses))
+        """,
+    },
+    # A training helper that switches the model to eval mode itself and then trains chose that
+    # mode (linear probing keeps the frozen backbone's batch-norm statistics, as MoCo v3's
+    # `main_lincls.py` does): neither its switch nor validation's afterwards is a mode left over.
+    "training-helper-chooses-eval-mode": {
+        "probe.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def train_probe(loader, model, optimizer):
+                model.eval()
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+
+            def train_plain(loader, model, optimizer):
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+
+            def validate(loader, model):
+                model.eval()
+                with torch.no_grad():
+                    return sum(model(x).argmax(1).eq(y).sum().item() for x, y in loader)
+
+            def linear_probe(model, train_loader, val_loader, epochs):
+                optimizer = torch.optim.SGD(model.fc.parameters(), lr=0.1)
+                for epoch in range(epochs):
+                    train_probe(train_loader, model, optimizer)
+                    print(validate(val_loader, model))
+
+            def fine_tune(model, train_loader, val_loader, epochs):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+                model.train()
+                for epoch in range(epochs):
+                    train_plain(train_loader, model, optimizer)
+                    print(validate(val_loader, model))  # <- TL102
+        """,
+    },
+    # The modules a backward() trains are those the optimizer stepped after it updates: a GAN
+    # generator's feature-matching loss compares the discriminator's features of real audio, taken
+    # under no_grad, with those of the generated audio (ParallelWaveGAN's tests); labels made with
+    # `torch.ones_like(p)` read only p's shape. The generator's own forward under no_grad still
+    # trains nothing.
+    "discriminator-features-as-a-target": {
+        "gan.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def check_generator_trains(model_g, model_d, c, y):
+                optimizer_g = torch.optim.AdamW(model_g.parameters())
+                optimizer_d = torch.optim.AdamW(model_d.parameters())
+                y_hat = model_g(c)
+                p_hat = model_d(y_hat)
+                with torch.no_grad():
+                    p = model_d(y)
+                loss_g = F.l1_loss(p_hat, p) + F.mse_loss(p_hat, torch.ones_like(p_hat))
+                optimizer_g.zero_grad()
+                loss_g.backward()
+                optimizer_g.step()
+                loss_d = F.mse_loss(model_d(y), torch.ones_like(p)) + F.mse_loss(model_d(y_hat.detach()), torch.zeros_like(p))
+                optimizer_d.zero_grad()
+                loss_d.backward()
+                optimizer_d.step()
+
+            def generator_step_frozen(model_g, model_d, optimizer_g, c, y, reg):
+                optimizer_g = torch.optim.Adam(model_g.parameters())
+                with torch.no_grad():
+                    y_hat = model_g(c)  # <- TL103
+                loss_g = F.mse_loss(model_d(y_hat), torch.ones_like(y)) + reg(model_g)
+                optimizer_g.zero_grad()
+                loss_g.backward()
+                optimizer_g.step()
+        """,
+    },
     # Layers with no parameters, buffers or train/eval behaviour (pooling, activations), directly
     # or inside a module class of the file, lose nothing in a plain list (Time-Series-Library's
     # series decomposition blocks); a list of the same blocks holding a Linear or a Dropout does.

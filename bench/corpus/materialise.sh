@@ -23,6 +23,10 @@ grep -v '^\s*#' "$here/repos.txt" | grep -v '^\s*$' | while read -r repo commit 
         object=${meta##* }
         git --git-dir="$git_dir" cat-file -e "$object" 2>/dev/null || continue
         mkdir -p "$out.tmp/$(dirname "$path")"
+        if [ "${meta%% *}" = 120000 ]; then  # a symbolic link, as a checkout makes it
+          ln -s "$(git --git-dir="$git_dir" cat-file blob "$object")" "$out.tmp/$path"
+          continue
+        fi
         git --git-dir="$git_dir" cat-file blob "$object" > "$out.tmp/$path"
       done
   find "$out.tmp" -type d -empty -delete

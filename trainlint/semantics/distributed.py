@@ -63,7 +63,7 @@ def changes_after_wrapping(fn: FunctionFacts, wrapping: Wrapping) -> Iterator[Tu
 def _change_of(fn: FunctionFacts, wrapping: Wrapping, wrapped: set, node: ast.AST, before: set) -> Optional[str]:
     """What ``node`` does to the wrapped module, if it converts it or replaces its parameters."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in CONVERSIONS \
-            and dotted(node.func.value) in wrapped and _converts(node) and _signature(node) not in before:
+            and dotted(node.func.value) in wrapped and _converts(node) and _signature(fn, node) not in before:
         return f"{text(node)} converts the parameters"
     if isinstance(node, ast.Assign) and _builds_layer_or_parameter(fn, node.value):
         for target in node.targets:
@@ -95,8 +95,20 @@ def _converts(call: ast.Call) -> bool:
     return call.func.attr != "to" or bool(call.args) or any(k.arg in _TARGET_KEYWORDS for k in call.keywords)
 
 
-def _signature(call: ast.Call) -> Tuple[str, str]:
-    return call.func.attr, ", ".join(text(a) for a in call.args) + repr(sorted(text(k) for k in call.keywords))
+def _signature(fn: FunctionFacts, call: ast.Call) -> Tuple[str, str]:
+    return call.func.attr, ", ".join(_target(fn, a) for a in call.args) + repr(sorted(text(k) for k in call.keywords))
+
+
+def _target(fn: FunctionFacts, argument: ast.expr) -> str:
+    """A conversion's target as text, a device by what it names: after ``device =
+    torch.device(args.device)``, ``.to(device)`` and ``.to(args.device)`` move to one device."""
+    values = fn.assignments.get(argument.id, ()) if isinstance(argument, ast.Name) else ()
+    if len(values) == 1 and isinstance(values[0], ast.Call):
+        argument = values[0]
+    if isinstance(argument, ast.Call) and last_part(dotted(argument.func) or "") == "device" \
+            and len(argument.args) == 1 and not argument.keywords:
+        argument = argument.args[0]
+    return text(argument)
 
 
 def _conversions_before(fn: FunctionFacts, wrapping: Wrapping) -> set:
@@ -109,12 +121,12 @@ def _conversions_before(fn: FunctionFacts, wrapping: Wrapping) -> set:
     for node in own_nodes(fn):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in CONVERSIONS \
                 and dotted(node.func.value) == module and node.lineno < wrapping.call.lineno:
-            found.add(_signature(node))
+            found.add(_signature(fn, node))
     for value in fn.assignments.get(module, ()):
         while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and \
                 getattr(value, "lineno", 0) < wrapping.call.lineno:
             if value.func.attr in CONVERSIONS:
-                found.add(_signature(value))
+                found.add(_signature(fn, value))
             value = value.func.value
     return found
 

@@ -96,6 +96,13 @@ def steps_in_sight(fn: FunctionFacts) -> bool:
     return any(role_of(fn, name) == Role.OPTIMIZER for name in names_in(fn.node))
 
 
+def trains_in_that_mode(switch: Event, events: List[Event]) -> bool:
+    """The helper that switches to eval mode trains right after (linear probing keeps a frozen
+    backbone's batch-norm statistics): the mode it trains in, chosen, not left over."""
+    return bool(switch.via) and any(e.kind == Kind.BACKWARD and e.node is switch.node and e.order > switch.order
+                                    for e in events)
+
+
 def holds_module(fn: FunctionFacts, container: Optional[str], module: Optional[str]) -> bool:
     """Whether ``container`` holds ``module`` in ``fn``: built with it (``nn.ModuleList([model_s,
     head])``) or given it (``module_list.append(model_s)``), so a switch of every module of the

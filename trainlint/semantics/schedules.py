@@ -13,6 +13,8 @@ _EPOCH_CLASSES = {"StepLR": ("step_size", 1), "MultiStepLR": ("milestones", 1), 
 
 _ITERATION_WORDS = {"step", "steps", "iter", "iters", "iteration", "iterations", "batch", "batches", "updates",
                     "loader", "dataloader"}
+_STEP_DECAY = {"StepLR", "MultiStepLR"}
+_DECAY_STEP_WORDS = {"step", "steps"}
 
 
 
@@ -30,7 +32,9 @@ def scheduler_granularity(fn: FunctionFacts, name: str) -> Optional[str]:
         arg = argument(call, position, keyword)
         if arg is None:
             return None
-        evidence = _evidence(fn, arg)
+        # a step-decay schedule's `lr_steps`/`decay_steps` are its own decay points, in any unit
+        unit_words = _ITERATION_WORDS - _DECAY_STEP_WORDS if cls in _STEP_DECAY else _ITERATION_WORDS
+        evidence = _evidence(fn, arg, unit_words=unit_words)
         if evidence is None and cls != "ExponentialLR" and _small_literal_sizes(arg):
             return "epoch"  # StepLR(step_size=30), MultiStepLR(milestones=[30, 60]): epoch counts
         if cls == "ExponentialLR" and evidence is None:
@@ -63,7 +67,7 @@ def _small_literal_sizes(expr: ast.AST) -> bool:
 
 
 
-def _evidence(fn: FunctionFacts, expr: ast.AST, depth: int = 0) -> Optional[str]:
+def _evidence(fn: FunctionFacts, expr: ast.AST, depth: int = 0, unit_words=_ITERATION_WORDS) -> Optional[str]:
     """Whether an expression counts iterations (len(loader), total_steps) or epochs."""
     if "len" in called_names(expr):
         return "iteration"
@@ -73,12 +77,12 @@ def _evidence(fn: FunctionFacts, expr: ast.AST, depth: int = 0) -> Optional[str]
         if depth < 2 and "." not in name:
             value = fn.binding(name)
             if isinstance(value, ast.expr):
-                found = _evidence(fn, value, depth + 1)
+                found = _evidence(fn, value, depth + 1, unit_words)
                 if found == "iteration":
                     return found
                 if found == "epoch":
                     words.add("epochs")
-    if words & _ITERATION_WORDS:
+    if words & unit_words:
         return "iteration"
     if words & {"epoch", "epochs"}:
         return "epoch"

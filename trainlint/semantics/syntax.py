@@ -116,6 +116,34 @@ def names_in(node: ast.AST) -> set:
     return found
 
 
+# calls and attributes that read only a tensor's shape, dtype or device, never its values
+_SHAPE_ONLY_CALLS = frozenset({"ones_like", "zeros_like", "full_like", "empty_like", "rand_like", "randn_like",
+                               "randint_like", "len"})
+_SHAPE_ONLY_ATTRIBUTES = frozenset({"shape", "size", "dim", "ndim", "numel", "device", "dtype", "new_ones",
+                                    "new_zeros", "new_full", "new_empty"})
+
+
+def value_names(node: ast.AST) -> set:
+    """The names of ``names_in`` whose values an expression uses: not those it only measures
+    (``torch.ones_like(p)``, ``x.size(0)``, ``p.new_zeros(n)``)."""
+    found = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.Call) and last_part(dotted(current.func) or "") in _SHAPE_ONLY_CALLS:
+            continue
+        if isinstance(current, ast.Attribute) and current.attr in _SHAPE_ONLY_ATTRIBUTES:
+            continue
+        name = dotted(current)
+        if name is not None:
+            found.add(name)
+            continue
+        for child in ast.iter_child_nodes(current):
+            if not isinstance(child, _NESTED_SCOPES):
+                stack.append(child)
+    return found
+
+
 def called_names(node: ast.AST) -> set:
     return {dotted(c.func) or "" for c in calls_in(node)}
 
