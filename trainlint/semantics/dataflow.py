@@ -9,7 +9,7 @@ from .boundaries import is_accumulation_count
 from .model import Event, FunctionFacts, Kind, Loop, Unpacked
 from .roles import constructor_of
 from .values import binding_before, nonzero_almost_surely
-from .syntax import RETURNS_SELF, called_names, dotted, last_part, name_words, names_in, value_names
+from .syntax import RETURNS_SELF, called_names, dotted, last_part, name_words, names_in
 
 _DETACHING_METHODS = {"detach", "item", "numpy", "tolist"}
 
@@ -175,7 +175,7 @@ def _local_forward(fn: FunctionFacts, call: ast.Call) -> Optional[FunctionFacts]
 
 def computed_without_grad(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> Optional[ast.AST]:
     """The value, bound inside a ``torch.no_grad()`` block, that flows into ``expr``."""
-    for name in value_names(expr):
+    for name in names_in(expr, values_only=True):
         if "." in name or depth > 3:
             continue
         value = binding_before(fn, name, line)

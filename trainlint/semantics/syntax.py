@@ -100,12 +100,15 @@ _SCALAR_FIELDS = frozenset({"ctx", "op", "attr", "id", "arg", "name", "module", 
 _NODE_FIELDS: dict = {}  # node class -> its fields that may hold nodes
 
 
-def names_in(node: ast.AST) -> set:
-    """Dotted names read in an expression (``args.accum``, ``i``), not entering nested scopes."""
+def names_in(node: ast.AST, values_only: bool = False) -> set:
+    """Dotted names read in an expression (``args.accum``, ``i``), not entering nested scopes; with
+    ``values_only``, not those it only measures (``torch.ones_like(p)``, ``x.size(0)``)."""
     found = set()
     stack = [node]
     while stack:
         current = stack.pop()
+        if values_only and _measures_only(current):
+            continue
         name = dotted(current)
         if name is not None:
             found.add(name)
@@ -123,25 +126,10 @@ _SHAPE_ONLY_ATTRIBUTES = frozenset({"shape", "size", "dim", "ndim", "numel", "de
                                     "new_zeros", "new_full", "new_empty"})
 
 
-def value_names(node: ast.AST) -> set:
-    """The names of ``names_in`` whose values an expression uses: not those it only measures
-    (``torch.ones_like(p)``, ``x.size(0)``, ``p.new_zeros(n)``)."""
-    found = set()
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, ast.Call) and last_part(dotted(current.func) or "") in _SHAPE_ONLY_CALLS:
-            continue
-        if isinstance(current, ast.Attribute) and current.attr in _SHAPE_ONLY_ATTRIBUTES:
-            continue
-        name = dotted(current)
-        if name is not None:
-            found.add(name)
-            continue
-        for child in ast.iter_child_nodes(current):
-            if not isinstance(child, _NESTED_SCOPES):
-                stack.append(child)
-    return found
+def _measures_only(node: ast.AST) -> bool:
+    if isinstance(node, ast.Call):
+        return last_part(dotted(node.func) or "") in _SHAPE_ONLY_CALLS
+    return isinstance(node, ast.Attribute) and node.attr in _SHAPE_ONLY_ATTRIBUTES
 
 
 def called_names(node: ast.AST) -> set:
