@@ -18,8 +18,9 @@ class UnguardedNormalisation(Rule):
 
     Not flagged: expressions with an epsilon (`+ eps`, `+ 1e-6`) or a clamp (`.clamp(min=...)`,
     `clamp_min`, `max(...)`) in them or in the value their names are bound to, `math`/NumPy logs,
-    and code outside loss computations (metrics, post-processing, model code): no gradient flows
-    from there.
+    and code outside loss computations (metrics, post-processing, model code, and in a function
+    that calls `backward()`, statements whose values reach neither it nor a `return`: a test's
+    reference value, a logged metric): no gradient flows from there.
 
     Fix: `F.normalize(x, dim=-1, eps=...)`, `log_softmax`, `(inter + eps) / (union + eps)`,
     `.clamp_min(eps)` before `log`.

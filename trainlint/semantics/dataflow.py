@@ -9,7 +9,7 @@ from .boundaries import is_accumulation_count
 from .model import Event, FunctionFacts, Kind, Loop, Unpacked
 from .roles import constructor_of
 from .values import binding_before, nonzero_almost_surely
-from .syntax import RETURNS_SELF, called_names, dotted, last_part, name_words, names_in
+from .syntax import RETURNS_SELF, assigned_names, called_names, calls_in, dotted, last_part, name_words, names_in
 
 _DETACHING_METHODS = {"detach", "item", "numpy", "tolist"}
 
@@ -65,7 +65,16 @@ def backpropagated(fn: FunctionFacts) -> set:
     """Names whose values reach a ``backward()`` of ``fn``: the losses it is called on and the names
     they are computed from (``meta_loss = task_losses / n; meta_loss.backward()`` backpropagates
     ``task_losses``)."""
-    reached = {b.target for b in fn.events_of(Kind.BACKWARD) if b.target}
+    losses = set()
+    for backward in fn.events_of(Kind.BACKWARD):
+        loss = backward.detail.get("loss")  # the expression, for a backward() of this function's own
+        losses |= names_in(loss) if isinstance(loss, ast.AST) and not backward.via else {backward.target} - {None}
+    return sources_of(fn, losses)
+
+
+def sources_of(fn: FunctionFacts, names: set) -> set:
+    """``names`` and the names their values are computed from in ``fn``, transitively."""
+    reached = set(names)
     frontier = list(reached)
     while frontier:
         for value in fn.assignments.get(frontier.pop(), ()):
@@ -236,10 +245,13 @@ def unguarded_normalisations(fn: FunctionFacts) -> Iterator[Tuple[ast.AST, str]]
     that computes a loss (a function named for one, or one that calls backward() or a criterion):
     ``inter / union``, ``torch.log(probs)`` of a softmax, ``(losses - min_losses).log()``,
     ``x / x.norm(...)``. Metrics and post-processing produce no gradient and are left alone."""
-    if "loss" not in name_words(fn.name) and not any(
-            e.kind in (Kind.BACKWARD, Kind.CRITERION) for e in fn.own_events):
+    if "loss" in name_words(fn.name):
+        nodes = own_nodes(fn)
+    elif any(e.kind in (Kind.BACKWARD, Kind.CRITERION) for e in fn.own_events):
+        nodes = (node for statement in _feeding_a_loss(fn) for node in ast.walk(statement))
+    else:
         return
-    for node in own_nodes(fn):
+    for node in nodes:
         line = getattr(node, "lineno", 0)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
             divisor = node.right
@@ -266,6 +278,31 @@ def unguarded_normalisations(fn: FunctionFacts) -> Iterator[Tuple[ast.AST, str]]
             elif activation_of(fn, argument, line) is not None and activation_of(fn, argument, line)[0] == "softmax":
                 yield node, "use log_softmax: softmax probabilities underflow to 0, and log(0) = -inf"
 
+
+
+def _feeding_a_loss(fn: FunctionFacts) -> Iterator[ast.stmt]:
+    """The simple statements of ``fn`` whose values can reach a loss: those that call backward(),
+    bind a name backward() or a ``return`` reaches, or return. (An assertion's reference value in
+    a test, a metric logged beside the training step, reach none.)"""
+    statements = [node for node in own_nodes(fn) if isinstance(node, _SIMPLE_STATEMENTS)]
+    returned_names = {name for s in statements if isinstance(s, ast.Return) and s.value is not None
+                      for name in names_in(s.value)}
+    reached = backpropagated(fn) | sources_of(fn, returned_names)
+    for statement in statements:
+        if isinstance(statement, ast.Return) or any(isinstance(call.func, ast.Attribute) and call.func.attr == "backward"
+                                                    for call in calls_in(statement)):
+            yield statement
+        elif any(name in reached for target in _targets(statement) for name in assigned_names(target)):
+            yield statement
+
+
+_SIMPLE_STATEMENTS = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.Return)
+
+
+def _targets(statement: ast.stmt) -> list:
+    if isinstance(statement, ast.Assign):
+        return statement.targets
+    return [statement.target] if isinstance(statement, (ast.AugAssign, ast.AnnAssign)) else []
 
 
 _TENSOR_FACTORIES = {
