@@ -161,7 +161,8 @@ class SchedulerStepNotAligned(Rule):
                     f"runs every iteration")
         if exclusive(event, step):
             return f"{what} runs in the branch where optimizer.step() at line {step.line} is skipped"
-        if event.kind == Kind.SCHED_STEP and event.order < step.order and not event.guards_within(loop) and not step.guards_within(loop):
+        if event.kind == Kind.SCHED_STEP and event.order < step.order and not event.guards_within(loop) \
+                and not step.guards_within(loop):
             return (f"{what} runs before optimizer.step() at line {step.line} in the same iteration: "
                     f"the first value of the schedule is skipped")
         return None

@@ -626,6 +626,39 @@ CASES = {
                     scheduler.step()
         """,
     },
+    # A helper of another file that sets its argument's mode from a flag (`model.train(training)`)
+    # leaves a mode the code does not show, before it trains: an evaluation afterwards may be undone
+    # by it, as a `model.train()` of the same file would be.
+    "mode-set-from-a-flag-in-another-file": {
+        "loops.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def run_epoch(model, loader, optimizer, training):
+                model.train(training)
+                for x, y in loader:
+                    loss = F.cross_entropy(model(x), y)
+                    if training:
+                        optimizer.zero_grad()
+                        loss.backward()
+                        optimizer.step()
+
+            def evaluate(model, loader):
+                model.eval()
+                with torch.no_grad():
+                    return sum(model(x).argmax(1).eq(y).sum().item() for x, y in loader)
+        """,
+        "fit.py": """
+            import torch
+            from loops import evaluate, run_epoch
+
+            def fit(model, train_loader, val_loader, epochs):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for epoch in range(epochs):
+                    run_epoch(model, train_loader, optimizer, True)
+                    print(evaluate(model, val_loader))
+        """,
+    },
     # A helper that switches every module of a container it is given (`for module in modules:
     # module.train()`) switches the modules the caller put in that container; a model in the
     # container the optimizer is built over is a trained model (RepDistiller's `module_list` and

@@ -70,7 +70,7 @@ class _Statement:
         return bool(self.depth or self.quote or self.backslash)
 
     def read(self, line: str) -> None:
-        at = 0
+        at, self.backslash = 0, False
         while at < len(line):
             if self.quote:
                 end = _string_end(line, at, self.quote)
@@ -80,7 +80,7 @@ class _Statement:
                 continue
             char = line[at]
             if char == "#":
-                break
+                return  # a comment ends the line, and a backslash in it continues nothing
             if char in "'\"":
                 quote = line[at:at + 3] if line[at:at + 3] in ('"""', "'''") else char
                 end = _string_end(line, at + len(quote), quote)

@@ -289,8 +289,8 @@ def _feeding_a_loss(fn: FunctionFacts) -> Iterator[ast.stmt]:
                       for name in names_in(s.value)}
     reached = backpropagated(fn) | sources_of(fn, returned_names)
     for statement in statements:
-        if isinstance(statement, ast.Return) or any(isinstance(call.func, ast.Attribute) and call.func.attr == "backward"
-                                                    for call in calls_in(statement)):
+        if isinstance(statement, ast.Return) or any(
+                isinstance(call.func, ast.Attribute) and call.func.attr == "backward" for call in calls_in(statement)):
             yield statement
         elif any(name in reached for target in _targets(statement) for name in assigned_names(target)):
             yield statement

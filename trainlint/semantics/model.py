@@ -311,7 +311,8 @@ class FileFacts:
             return name
         return f"{target}.{rest}" if rest else target
 
-    def local_function(self, name: str, caller: FunctionFacts, call: Optional[ast.AST] = None) -> Optional[FunctionFacts]:
+    def local_function(self, name: str, caller: FunctionFacts,
+                       call: Optional[ast.AST] = None) -> Optional[FunctionFacts]:
         """The function defined in this file that a call to ``name`` from ``caller`` reaches:
         ``self.method``, a closure of the caller or of an enclosing function, or a module-level
         function. Where one scope defines the name more than once (in two branches of an ``if``),

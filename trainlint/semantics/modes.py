@@ -103,6 +103,9 @@ def trains_in_that_mode(switch: Event, events: List[Event]) -> bool:
                                     for e in events)
 
 
+_ADDING_METHODS = ("append", "extend", "insert", "add_module")
+
+
 def holds_module(fn: FunctionFacts, container: Optional[str], module: Optional[str]) -> bool:
     """Whether ``container`` holds ``module`` in ``fn``: built with it (``nn.ModuleList([model_s,
     head])``) or given it (``module_list.append(model_s)``), so a switch of every module of the
@@ -111,7 +114,7 @@ def holds_module(fn: FunctionFacts, container: Optional[str], module: Optional[s
         return False
     built = [v for v in fn.assignments.get(container, ()) if isinstance(v, ast.Call)]
     given = [call for call in calls_in(fn.node) if isinstance(call.func, ast.Attribute)
-             and call.func.attr in ("append", "extend", "insert", "add_module") and dotted(call.func.value) == container]
+             and call.func.attr in _ADDING_METHODS and dotted(call.func.value) == container]
     return any(module in names_in(argument) for call in built + given for argument in call.args)
 
 

@@ -20,7 +20,8 @@ MAX_DEPTH = 4
 
 @dataclass
 class FunctionSummary:
-    param_modes: Dict[str, str] = field(default_factory=dict)  # str(index) -> "train" | "eval"
+    # str(index) -> "train" | "eval" | None (`model.train(flag)`: a mode the code does not show)
+    param_modes: Dict[str, Optional[str]] = field(default_factory=dict)
     trains: bool = False  # runs backward() (directly or through local helpers)
     modes_before_training: List[str] = field(default_factory=list)  # indexes whose mode is set before any backward()
     returns_eval_model: bool = False
@@ -61,11 +62,14 @@ def expand_events(fn: FunctionFacts, depth: int = 0, active: tuple = ()) -> List
 
 
 def ask_about_calls(facts) -> None:
-    """Ask the index about every call of the file into other files, as the rules would: the
-    second pass then lints the file again with the answers (a loop whose training and evaluation
-    both happen in imported helpers shows neither in its own words)."""
+    """Ask the index about every call of the file into other files, the questions the rules would
+    ask while splicing events: the second pass then lints the file again with the answers (a loop
+    whose training and evaluation both happen in imported helpers shows neither in its own words)."""
     for fn in [facts.module] + facts.functions:
-        expand_events(fn)
+        for event in fn.own_events:
+            if event.kind == Kind.CALL and not event.target.startswith("self.") \
+                    and facts.local_function(event.target, fn, event.detail.get("call")) is None:
+                facts.index.summary(facts.qualify(event.target))
 
 
 def arguments_of(callee: FunctionFacts, call: ast.Call, bound: bool) -> Dict[str, ast.expr]:
