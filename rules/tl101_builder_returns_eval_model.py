@@ -18,7 +18,9 @@ class BuilderReturnsEvalModel(Rule):
     `*eval*`, `*test*`, `@torch.no_grad`, `@torch.inference_mode`, or methods of an inference
     class), methods named `eval`/`train`, builders that also freeze what they return
     (`requires_grad_(False)`) or build a teacher, reference or EMA copy (meant for inference), and
-    builders whose every caller in the linted tree either does not train or calls `.train()`.
+    builders whose every caller in the linted tree either does not train, calls `.train()` or hands
+    the model on to code trainlint cannot follow (`return MusicGen(name, compression_model, lm)`):
+    the warning is for builders whose callers are all outside the linted tree.
 
     Fix: `return model`, and let the training loop call `model.train()`.
     """
@@ -101,9 +103,9 @@ class BuilderReturnsEvalModel(Rule):
             node = returned_eval_model(fn)
             if node is None:
                 continue
-            uses = [use for use in uses_of_built_model(facts, fn) if use != "passed"]
+            uses = uses_of_built_model(facts, fn)
             if uses and "untrained" not in uses:
-                continue  # every caller in the linted tree uses it for inference or calls .train()
+                continue  # every caller in the linted tree uses it for inference, calls .train() or hands it on
             if uses:
                 yield Report(node, f"{fn.name}() returns the model in eval mode and a training loop uses it "
                                    f"without calling .train(): dropout and batch-norm stay in inference mode",

@@ -14,7 +14,8 @@ class ZeroGradBetweenBackwardAndStep(Rule):
     stale momentum). The loss prints and never improves.
 
     Not flagged: `zero_grad()` before `backward()`, after `step()`, on another optimizer (GAN
-    generator vs discriminator), or in a branch that skips the step (`continue`); one tensor's
+    generator vs discriminator), in a branch that skips the step (`continue`) or in an `except`
+    handler (recovering from an out-of-memory micro-batch); one tensor's
     gradient cleared by hand (`mask.grad.zero_()`) to keep that tensor fixed, unless the
     optimizer is known to update that very tensor.
 
@@ -108,7 +109,7 @@ class ZeroGradBetweenBackwardAndStep(Rule):
                 for zero in fn.events_in(loop, Kind.ZERO_GRAD):
                     if zero.order >= step.order:
                         continue
-                    if exclusive(zero, step) or not clears_gradients_of(fn, zero, step):
+                    if exclusive(zero, step) or not clears_gradients_of(fn, zero, step) or zero.recovers_from_an_error:
                         continue
                     before = [b for b in same_iteration if b.order < zero.order and not exclusive(b, zero)]
                     between = [b for b in same_iteration if zero.order < b.order < step.order]

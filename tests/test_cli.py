@@ -74,6 +74,22 @@ def test_unparsable_file_is_reported_and_others_still_linted(project):
     assert code == 1
 
 
+@pytest.mark.parametrize("requires, says_why", [(">=3.99", True), (">=3.8", False), (None, False)])
+def test_unparsable_for_this_python_says_so(project, requires, says_why):
+    """A project that requires a newer Python than trainlint runs on (PEP 695's `type X = ...`
+    under 3.11) gets told that this Python is the reason, not that its code is broken."""
+    if requires:
+        write(project / "pyproject.toml", f'[project]\nname = "demo"\nrequires-python = "{requires}"\n')
+    write(project / "src" / "demo" / "aliases.py", "def f(:\n    loss.backward()\n")
+    code, output = run("check", "src", "--format", "json")
+    [finding] = json.loads(output)
+    running = "{}.{}".format(*sys.version_info[:2])
+    assert (code, finding["code"]) == (1, "TL000")
+    assert (f"cannot parse with Python {running} (" in finding["message"]
+            and "the project requires Python >=3.99" in finding["message"]) == says_why
+    assert finding["message"].startswith("cannot parse: ") != says_why
+
+
 def test_missing_path_is_tl000_not_a_crash(project):
     code, output = run("check", "nope.py", "--format", "json")
     [finding] = json.loads(output)
@@ -278,10 +294,11 @@ def test_notebook_cells(project):
 
 def test_notebook_operators_starting_a_continued_line(project):
     """`%` and `!` that start a line inside brackets, a triple-quoted string or after a backslash
-    are Python (the modulo operator, `!=`), not magics: the cell parses."""
+    are Python (the modulo operator, `!=`), not magics; `name = !command` captures a value the code
+    does not show: the cell parses."""
     cell = ('print(\n    "Iter %d, loss %.3f"\n    % (step, loss)\n)\nsame = (step\n        != 0)\n'
             'note = """\n% not a magic\n!not a shell line\n"""\nrest = 7 \\\n    % 3\n%matplotlib inline\n'
-            '!nvidia-smi\n')
+            '!nvidia-smi\nos_info = !uname -o\nfiles, = %sx ls\nprint(os_info[0], files)\n')
     notebook = {"cells": [{"cell_type": "code", "source": cell}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     (project / "report.ipynb").write_text(json.dumps(notebook))
     code, output = run("check", ".", "--format", "json")

@@ -1113,6 +1113,61 @@ CASES = {
                     optimizer.step()
         """,
     },
+    # A zero_grad() in an `except` handler recovers from a failed micro-batch (an out-of-memory
+    # backward leaves partial gradients; fairseq's trainer, in SpanBERT, clears them and goes on):
+    # it is not on the training path between backward() and step(). The same call after every
+    # backward() is.
+    "gradients-cleared-when-a-micro-batch-fails": {
+        "trainer.py": """
+            def train_step(model, samples, optimizer):
+                for sample in samples:
+                    try:
+                        loss = model(sample).sum()
+                        loss.backward()
+                    except RuntimeError as error:
+                        if "out of memory" not in str(error):
+                            raise
+                        print("skipping a batch that ran out of memory")
+                        optimizer.zero_grad()
+                optimizer.step()
+                optimizer.zero_grad()
+
+            def train_step_cleared(model, samples, optimizer):
+                for sample in samples:
+                    loss = model(sample).sum()
+                    loss.backward()
+                optimizer.zero_grad()  # <- TL202
+                optimizer.step()
+        """,
+    },
+    # A builder whose every caller in the linted tree hands the model on to code trainlint cannot
+    # follow (`return Generator(compression, lm)`, audiocraft's pretrained-model loaders) is not
+    # known to feed training: no warning. One that no code of the tree calls still gets the warning.
+    "builder-whose-callers-hand-the-model-on": {
+        "loaders.py": """
+            import torch
+
+            def load_lm_model(path, device="cpu"):
+                model = LanguageModel()
+                model.load_state_dict(torch.load(path))
+                model.eval()
+                return model
+
+            def load_codec(path):
+                codec = Codec()
+                codec.load_state_dict(torch.load(path))
+                return codec.eval()  # <- TL101
+        """,
+        "generator.py": """
+            from loaders import load_lm_model
+
+            class Generator:
+                @staticmethod
+                def get_pretrained(path, device="cpu"):
+                    lm = load_lm_model(path, device=device)
+                    return Generator(lm)
+        """,
+    },
     # Layers with no parameters, buffers or train/eval behaviour (pooling, activations), directly
     # or inside a module class of the file, lose nothing in a plain list (Time-Series-Library's
     # series decomposition blocks); a list of the same blocks holding a Linear or a Dropout does.

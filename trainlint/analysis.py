@@ -7,6 +7,7 @@ import gc
 import os
 import re
 import symtable
+import sys
 import warnings
 import tokenize
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Dict, List, Optional, Tuple
 
+from .config import required_python
 from .rule import Finding, Fix, Report, Restructure, all_rules
 from .hints import Hints
 
@@ -154,7 +156,7 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
             tree = ast.parse(data, filename=path)
     except SyntaxError as error:
         line = error.lineno or 1
-        result["findings"].append(problem(path, f"cannot parse: {error.msg}", line, error.offset or 1).to_json())
+        result["findings"].append(problem(path, _cannot_parse(path, error), line, error.offset or 1).to_json())
         return result
     except (ValueError, RecursionError, MemoryError) as error:
         result["findings"].append(problem(path, f"cannot parse: {error}").to_json())
@@ -206,6 +208,17 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         result["asked"] = sorted(index.asked)
     facts.dispose()
     return result
+
+
+def _cannot_parse(path: str, error: SyntaxError) -> str:
+    """The parse error, and where the project needs a newer Python than the one running trainlint
+    (PEP 695's `type X = ...` under 3.11), that this Python is the reason."""
+    needed = required_python(os.path.dirname(os.path.abspath(path)))
+    if needed is not None and needed > sys.version_info[:2]:
+        running = "{}.{}".format(*sys.version_info[:2])
+        return (f"cannot parse with Python {running} ({error.msg}), and the project requires Python "
+                f">={needed[0]}.{needed[1]}: run trainlint under a Python the project supports")
+    return f"cannot parse: {error.msg}"
 
 
 def _finding(rule, report: Report, path: str, text: str, lines: List[str], settings: Settings) -> Finding:

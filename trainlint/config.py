@@ -116,6 +116,26 @@ def find_pyproject(start: str) -> Optional[str]:
         current = parent
 
 
+@functools.lru_cache(maxsize=None)
+def required_python(directory: str) -> Optional[Tuple[int, int]]:
+    """The lowest Python that the project holding ``directory`` supports, from the nearest
+    pyproject.toml's ``requires-python`` (``>=3.12``, ``~=3.12``, ``==3.12.*``), if it says."""
+    candidate = os.path.join(directory, "pyproject.toml")
+    if os.path.isfile(candidate):
+        try:
+            with open(candidate, "rb") as handle:
+                specifier = tomllib.load(handle).get("project", {}).get("requires-python", "")
+        except (OSError, tomllib.TOMLDecodeError):
+            return None
+        found = _MINIMUM_PYTHON.search(specifier if isinstance(specifier, str) else "")
+        return (int(found.group(1)), int(found.group(2))) if found else None
+    parent = os.path.dirname(directory)
+    return None if parent == directory else required_python(parent)
+
+
+_MINIMUM_PYTHON = re.compile(r"(?:>=|~=|==)\s*(\d+)\.(\d+)")
+
+
 def _has_section(path: str) -> bool:
     try:
         with open(path, "rb") as handle:

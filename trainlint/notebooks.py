@@ -7,6 +7,7 @@ import re
 from typing import List, Tuple
 
 _MAGIC = re.compile(r"^(\s*)(%|!|\?)")
+_CAPTURED = re.compile(r"^(\s*[A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*)[!%]")  # `files = !ls`
 # magics whose argument (line magics) or body (cell magics) is Python that runs
 _PYTHON_MAGICS = re.compile(r"^(\s*)(%%?(?:time|timeit|prun|capture|debug)\b\s*(?:-\w+(?:\s+\d+)?\s+)*)")
 
@@ -40,14 +41,17 @@ def virtual_source(data: bytes) -> Tuple[bytes, List[Tuple[int, int]]]:
             # inside brackets, a string or after a backslash, `% (a, b)` is the modulo operator
             escape = not statement.open and _MAGIC.match(line)
             python = escape and _PYTHON_MAGICS.match(line)
+            captured = not statement.open and not continued and _CAPTURED.match(line)
             shell = continued or (escape and not python)
-            continued = bool(shell) and line.rstrip().endswith("\\")  # `!pip install \` goes on below
-            if not shell:
+            continued = bool(shell or captured) and line.rstrip().endswith("\\")  # `!pip install \` goes on below
+            if not shell and not captured:
                 statement.read(line[python.end():] if python else line)
             if foreign or index == 1 and line.startswith("%%") or shell and not _MAGIC.match(line):
                 line = ""
             elif python:  # `%time step()`: the statement runs (its columns shift by the magic's width)
                 line = python.group(1) + line[python.end():] if line[python.end():].strip() else ""
+            elif captured:  # `os_info = !uname -o`: a value the code does not show
+                line = captured.group(1) + "..."
             elif shell:  # keep the block structure: an indented magic becomes `pass`
                 indent = _MAGIC.match(line).group(1)
                 line = f"{indent}pass" if indent else ""

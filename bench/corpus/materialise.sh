@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Materialise the GitHub part of the real-code corpus (repos.txt) from local snapshots: the
-# Python sources and notebooks of each repository at its pinned commit, in DEST/<owner>+<name>/.
+# Python sources, notebooks and pyproject.toml files of each repository at its pinned commit, in DEST/<owner>+<name>/.
 # Snapshots are git directories brought in with the search tool's `fetch`
 # (MIRROR/<owner>+<name>/repo; MIRROR defaults to /work/.mirror). Nothing here is committed.
 # Usage: materialise.sh DEST [MIRROR]      (idempotent: repositories already there are skipped)
@@ -17,8 +17,9 @@ grep -v '^\s*#' "$here/repos.txt" | grep -v '^\s*$' | while read -r repo commit 
     echo "materialise.sh: no snapshot of $repo at $commit in $mirror (fetch it first)" >&2; continue
   fi
   mkdir -p "$out.tmp"
-  # sources only, file by file: a snapshot may lack its largest files (those are skipped)
-  git --git-dir="$git_dir" ls-tree -r "$commit" | { grep -E $'\t.*\\.(py|ipynb)$' || true; } \
+  # sources and the project files that say how to read them (pyproject.toml: requires-python),
+  # file by file: a snapshot may lack its largest files (those are skipped)
+  git --git-dir="$git_dir" ls-tree -r "$commit" | { grep -E $'\t(.*\\.(py|ipynb)|(.*/)?pyproject\\.toml)$' || true; } \
     | while IFS=$'\t' read -r meta path; do
         object=${meta##* }
         git --git-dir="$git_dir" cat-file -e "$object" 2>/dev/null || continue

@@ -143,6 +143,12 @@ class Event:
         """The conditions under which the event runs (loop exits are not conditions)."""
         return [f for f in self.frames if isinstance(f, Guard) and not f.loop_exit]
 
+    @property
+    def recovers_from_an_error(self) -> bool:
+        """Whether the event runs in an ``except`` handler: after a step failed (an out-of-memory
+        micro-batch), not on the training path."""
+        return any(isinstance(guard.node, ast.ExceptHandler) and guard.positive for guard in self.guards())
+
     def guards_within(self, loop: Loop) -> List[Guard]:
         """Guards that vary from one iteration of ``loop`` to the next (inside its body)."""
         for index, frame in enumerate(self.frames):
