@@ -1168,6 +1168,50 @@ CASES = {
                     return Generator(lm)
         """,
     },
+    # A call into a namespace package (`facelib/` with no __init__.py, as in CodeFormer) names the
+    # callee `facelib.parsing.init_parsing_model`, while its file exports `parsing.init_parsing_model`:
+    # the two are one function, so its uses are known (inference here; training there).
+    "callee-in-a-namespace-package": {
+        "facelib/parsing/__init__.py": """
+            import torch
+
+            def init_parsing_model(path):
+                model = ParseNet()
+                model.load_state_dict(torch.load(path))
+                model.eval()
+                return model
+
+            def init_detection_model(path):
+                model = RetinaFace()
+                model.load_state_dict(torch.load(path))
+                return model.eval()  # <- TL101 error
+        """,
+        "facelib/utils/__init__.py": "",
+        "facelib/utils/restore.py": """
+            import torch
+            from facelib.parsing import init_parsing_model
+
+            class RestoreHelper:
+                def __init__(self, path):
+                    self.face_parse = init_parsing_model(path)
+
+                @torch.no_grad()
+                def parse(self, face):
+                    return self.face_parse(face)[0].argmax(1)
+        """,
+        "finetune.py": """
+            import torch
+            from facelib.parsing import init_detection_model
+
+            def finetune(path, loader, criterion):
+                detector = init_detection_model(path)
+                optimizer = torch.optim.SGD(detector.parameters(), lr=0.01)
+                for images, boxes in loader:
+                    optimizer.zero_grad()
+                    criterion(detector(images), boxes).backward()
+                    optimizer.step()
+        """,
+    },
     # Layers with no parameters, buffers or train/eval behaviour (pooling, activations), directly
     # or inside a module class of the file, lose nothing in a plain list (Time-Series-Library's
     # series decomposition blocks); a list of the same blocks holding a Linear or a Dropout does.
@@ -1564,6 +1608,7 @@ def _expected(files):
 def test_case(case, tmp_path):
     files = CASES[case]
     for name, source in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(textwrap.dedent(source).strip("\n") + "\n")
     result = CliRunner().invoke(cli, ["check", str(tmp_path), "--format", "json", "--no-cache", "--isolated"])
     findings = json.loads(result.output)

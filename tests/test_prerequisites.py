@@ -169,6 +169,7 @@ def test_prerequisites_never_hide_a_finding(tmp_path, monkeypatch):
             folder = tmp_path / re.sub(r"\W+", "-", f"{project}-{style}")
             folder.mkdir()
             for name, text in files.items():
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
                 (folder / name).write_text(renamed(text, respell))
 
     def lint():

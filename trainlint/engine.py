@@ -333,7 +333,11 @@ def cross_file_answers(results: Dict[str, dict]) -> Dict[str, dict]:
                 register(path, full_name(result, qualname), None)
 
     def resolve(name: str, near: str):
-        candidates = by_suffix.get(name, [])
+        # `facelib.parsing.f` from a namespace package (no facelib/__init__.py) is exported as
+        # `parsing.f`: a longer name is also looked up without its leading packages
+        parts = name.split(".")
+        candidates = next((by_suffix[key] for key in (".".join(parts[start:]) for start in range(len(parts) - 1))
+                           if key in by_suffix), [])
         if not candidates:
             return None
         here = os.path.abspath(near)
