@@ -9,7 +9,7 @@ from typing import Iterator, List, Optional
 from .model import Event, FileFacts, FunctionFacts, Kind, Loop, functions
 from .roles import Role, constructor_of, role_of, role_of_constructor
 from .values import returned
-from .syntax import BUILDER_NAME, RETURNS_SELF, calls_in, dotted, last_part, name_words, names_in
+from .syntax import BUILDER_NAME, RETURNS_SELF, dotted, last_part, name_words, names_in
 
 _INFERENCE_WORDS = {"infer", "inference", "predict", "predictor", "export", "eval", "evaluate", "evaluation",
                     "test", "deploy", "serve", "demo", "onnx", "trace", "jit", "script", "inference"}
@@ -50,6 +50,7 @@ def stepped_modules(fn: FunctionFacts, step: Event) -> Optional[set]:
 
 
 def modules_updated_by(fn: FunctionFacts, optimizer: Optional[str]) -> Optional[set]:
+    """Names of the modules whose parameters ``optimizer`` was built from; None if unknown."""
     constructed = constructor_of(fn, optimizer) if optimizer else None
     if constructed is None or constructed.element is not None:
         return None
@@ -103,19 +104,16 @@ def trains_in_that_mode(switch: Event, events: List[Event]) -> bool:
                                     for e in events)
 
 
-_ADDING_METHODS = ("append", "extend", "insert", "add_module")
-
-
 def holds_module(fn: FunctionFacts, container: Optional[str], module: Optional[str]) -> bool:
     """Whether ``container`` holds ``module`` in ``fn``: built with it (``nn.ModuleList([model_s,
-    head])``) or given it (``module_list.append(model_s)``), so a switch of every module of the
-    container switches it too."""
+    head])``) or given it (``module_list.append(model_s)``, an accumulate event), so a switch of
+    every module of the container switches it too."""
     if not container or not module:
         return False
-    built = [v for v in fn.assignments.get(container, ()) if isinstance(v, ast.Call)]
-    given = [call for call in calls_in(fn.node) if isinstance(call.func, ast.Attribute)
-             and call.func.attr in _ADDING_METHODS and dotted(call.func.value) == container]
-    return any(module in names_in(argument) for call in built + given for argument in call.args)
+    built = [argument for value in fn.assignments.get(container, ()) if isinstance(value, ast.Call)
+             for argument in value.args]
+    given = [event.detail["value"] for event in fn.events_of(Kind.ACCUMULATE) if event.target == container]
+    return any(module in names_in(value) for value in built + given)
 
 
 def is_builder(fn: FunctionFacts) -> bool:
