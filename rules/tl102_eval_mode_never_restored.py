@@ -1,7 +1,9 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import under_no_grad
-from trainlint.semantics.modes import holds_module, is_trained_module, passes, stepped_modules, trains_in_that_mode
+from trainlint.semantics.modes import (
+    chosen_by_a_test, holds_module, is_trained_module, passes, stepped_modules, trains_in_that_mode,
+)
 from trainlint.semantics.prerequisites import EVAL_MODE, TRAINING
 
 
@@ -18,7 +20,8 @@ class EvalModeNeverRestored(Rule):
     Not flagged: `train_one_epoch()` / `evaluate()` helpers that each set their own mode (also
     through a container: `for m in modules: m.train()`), `.train()` at the top of the epoch or
     batch loop, a training helper that sets eval mode itself before it trains (linear probing on
-    frozen features), eval-mode copies that are not trained (teacher, EMA, reference models), and loops
+    frozen features), a mode chosen by a test before training (`if finetune: model.train()` /
+    `else: model.eval()`, as `model.train(finetune)` chooses it), eval-mode copies that are not trained (teacher, EMA, reference models), and loops
     whose `backward()` trains nothing (no optimizer in sight: gradients read as pruning scores or
     saliency maps).
 
@@ -176,7 +179,7 @@ class EvalModeNeverRestored(Rule):
                     continue
                 loop = self.training_loop_around(switch, events)
                 if not fn.owns(loop) or not is_trained_module(fn, switch.target, loop) \
-                        or trains_in_that_mode(switch, events):
+                        or trains_in_that_mode(switch, events) or chosen_by_a_test(switch, events):
                     continue
                 if not self.restored_before_backward(fn, switch, [e for e in events if e.in_loop(loop)]):
                     via = f" (in {switch.via[0]}())" if switch.via else ""

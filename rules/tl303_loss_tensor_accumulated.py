@@ -3,10 +3,10 @@ import ast
 from trainlint.rule import Fix, Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import (
-    backpropagated, bound_outside, computed_without_grad, holds_loss, reset_inside, runs_with_grad,
+    backpropagated, bound_outside, computed_without_grad, frees_activations, holds_loss, reset_inside, runs_with_grad,
 )
 from trainlint.semantics.modes import steps_in_sight
-from trainlint.semantics.values import consumed_inside, is_local, returned
+from trainlint.semantics.values import consumed_inside, is_local, keeps_what_is_appended, returned
 from trainlint.semantics.syntax import dotted
 from trainlint.semantics.prerequisites import ACCUMULATION, LOSS_OR_BACKWARD
 
@@ -30,7 +30,8 @@ class LossTensorAccumulated(Rule):
     meta_loss.backward()`), accumulators created, reset or drained
     (`queue.pop(0)`) inside the loop (`running_loss = 0` after each optimizer step keeps only one
     window alive), and lists local to a function that returns them (chunked losses summed by the
-    caller) or that are filled after `backward()`; loops with no `backward()` under `no_grad` /
+    caller) or that are filled after `backward()`; `append` of an object some other class built
+    (`meter = CumulativeAverage(); meter.append(loss)`: its own method may keep a detached number); loops with no `backward()` under `no_grad` /
     `inference_mode` (a block, a decorator, every caller in the file), or in a function no code of
     the file calls (its callers elsewhere may disable gradients).
 
@@ -162,7 +163,8 @@ class LossTensorAccumulated(Rule):
             for added in fn.events_of(Kind.ACCUMULATE):
                 value = dotted(added.detail["value"])
                 loop = added.innermost_loop
-                if value is None or added.target in summed_into_a_loss or not fn.owns(loop):
+                if value is None or added.target in summed_into_a_loss or not fn.owns(loop) \
+                        or isinstance(added.node, ast.Call) and not keeps_what_is_appended(fn, added.target):
                     continue
                 if not bound_outside(fn, added.target, loop) or reset_inside(fn, added.target, loop) \
                         or consumed_inside(added.target, loop):
@@ -172,11 +174,13 @@ class LossTensorAccumulated(Rule):
                     continue  # a derivative taken to be read (a plot, a saliency map), not a training loss
                 if own:
                     after_backward = all(b.order < added.order for b in own)
-                    if is_local(fn, added.target) and (after_backward or returned(fn, added.target)):
+                    freed = after_backward or any(frees_activations(b, added) for b in own)
+                    if is_local(fn, added.target) and (freed or returned(fn, added.target)):
                         continue  # lives for one call: freed graphs, or parts meant to be used together
-                    kept = ("its graph nodes (backward() already freed the activations)" if after_backward
-                            else "every step's autograd graph, activations included,")
-                    yield _report(added, value, kept, "warning" if after_backward else "error")
+                    kept = ("every step's autograd graph, activations included," if not freed else
+                            f"its graph nodes (backward() {'already freed' if after_backward else 'frees'} "
+                            f"the activations)")
+                    yield _report(added, value, kept, "warning" if freed else "error")
                 elif value not in backwarded and not fn.events_in(loop, Kind.BACKWARD) \
                         and holds_loss(fn, value, added.line) and runs_with_grad(fn, added) \
                         and computed_without_grad(fn, added.detail["value"], added.line) is None \

@@ -2,7 +2,7 @@ from trainlint.rule import Report, Restructure, Rule
 from trainlint.semantics import GuardKind, Kind, exclusive, functions
 from trainlint.semantics.boundaries import accumulation_boundary, boundary_guards, describe, is_prepared, matching_steps
 from trainlint.semantics.prerequisites import OPTIMIZER_STEP
-from trainlint.semantics.schedules import stepped_to_a_given_value
+from trainlint.semantics.schedules import length_counts_micro_batches, stepped_to_a_given_value
 
 
 class SchedulerStepNotAligned(Rule):
@@ -21,7 +21,9 @@ class SchedulerStepNotAligned(Rule):
     accumulation boundary), steps inside `with accelerator.accumulate(model):`, schedulers stepped
     once per epoch outside the batch loop (see TL402), and steps given a value
     (`scheduler.step(val_loss)` of a plateau scheduler, `scheduler.step(epoch)`): they do not
-    advance by the number of calls.
+    advance by the number of calls; and schedules stepped every micro-batch whose length counts
+    micro-batches (`total = len(loader) * epochs`, with no accumulation factor in it): they keep
+    pace with training however often the optimizer steps.
 
     Fix: step the scheduler (and update the EMA) right after `optimizer.step()`, in the same branch
     (`--fix --unsafe-fixes` moves it there).
@@ -150,7 +152,8 @@ class SchedulerStepNotAligned(Rule):
     def misalignment(fn, event, step, loop):
         what = "scheduler.step()" if event.kind == Kind.SCHED_STEP else "the EMA update"
         step_boundary = accumulation_boundary(fn, step, loop)
-        if step_boundary and not boundary_guards(event, loop):
+        if step_boundary and not boundary_guards(event, loop) and not (
+                event.kind == Kind.SCHED_STEP and length_counts_micro_batches(fn, event.target, step_boundary, loop)):
             effect = "the schedule advances k times too fast" if event.kind == Kind.SCHED_STEP else \
                 "the EMA averages k times per weight update"
             return (f"{what} runs every micro-batch, but optimizer.step() at line {step.line} runs only when "

@@ -19,7 +19,8 @@ class OptimizerBoundToStaleModel(Rule):
 
     Not flagged: wrappers that share the parameters (`DistributedDataParallel`, `DataParallel`,
     `torch.compile`, `accelerator.prepare`), in-place module methods (`.to()`, `.cuda()`,
-    `.half()`), and optimizers built again after the rebinding.
+    `.half()`), optimizers built again after the rebinding, and rebindings in a branch that
+    excludes the training (`if use_pretrained: model = load(...)` / `else:` train).
 
     Fix: build the optimizer after the model is final (after loading and copying).
     """
@@ -104,7 +105,7 @@ class OptimizerBoundToStaleModel(Rule):
                 if not any(b.line < step.line for b in fn.own_events if b.kind == Kind.BACKWARD):
                     continue
                 for model in _parameter_owners(built.call):
-                    stale = rebinds_to_new_module(fn, model, after=built.call.lineno, before=step.line)
+                    stale = rebinds_to_new_module(fn, model, built.call, step.node)
                     if stale is not None:
                         yield Report(stale, f"'{model}' is rebound to a new module here, after the optimizer at line "
                                             f"{built.call.lineno} took the old one's parameters: step() at line "

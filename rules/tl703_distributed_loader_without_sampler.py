@@ -17,8 +17,9 @@ class DistributedLoaderWithoutSampler(Rule):
     GPU's batch. Nothing fails; training is just N times more expensive than it looks.
 
     Not flagged: loaders given any sampler trainlint cannot see through; datasets or loaders whose
-    construction names a rank, a shard or a partition (`Subset(ds, indices[rank::world_size])`,
-    `split_dataset_by_node`, `.shard(...)`); iterable and streaming datasets (they shard
+    construction names a rank, a shard or a partition, also through the values it is built from
+    (`Subset(ds, indices[rank::world_size])`, `split_dataset_by_node`, `.shard(...)`,
+    `mine = partition(files)[rank]; Dataset(mine)`); iterable and streaming datasets (they shard
     themselves); loaders prepared by accelerate or run by Lightning / HF Trainer (they add the
     sampler); validation loops (no backward()).
 

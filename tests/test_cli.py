@@ -90,6 +90,21 @@ def test_unparsable_for_this_python_says_so(project, requires, says_why):
     assert finding["message"].startswith("cannot parse: ") != says_why
 
 
+@pytest.mark.parametrize("source, word", [
+    ("x = x.cuda(async=True)\nloss.backward()\n", "async"),
+    ("def fetch(url, async):\n    loss.backward()\n", "async"),
+    ("handle.await\nloss.backward()\n", "await"),
+    ("x = x.cuda(non_blocking=True\nloss.backward()\n", None),
+])
+def test_name_reserved_since_python_37_says_so(project, source, word):
+    """Code written before Python 3.7 (`cuda(async=True)`) is told why it does not parse."""
+    write(project / "old.py", source)
+    [finding] = json.loads(run("check", "old.py", "--format", "json")[1])
+    assert finding["code"] == "TL000"
+    assert (f"'{word}' is used as a name, and it is a reserved word since Python 3.7" in finding["message"]) \
+        == (word is not None)
+
+
 def test_missing_path_is_tl000_not_a_crash(project):
     code, output = run("check", "nope.py", "--format", "json")
     [finding] = json.loads(output)
@@ -290,15 +305,44 @@ def test_notebook_cells(project):
                         ("train.ipynb", "TL201", 4, 2)]
     assert "cell 4, line 6" in json.loads(output)[2]["message"]
     assert "train.ipynb:cell 4:2:5: TL201" in run("check", "train.ipynb")[1]
+    assert "train.ipynb:cell 3:2:11: TL201" in run("check", "train.ipynb")[1]  # after `%time `
+
+
+def test_notebook_cell_indented_as_a_whole(project):
+    """IPython removes the first line's indentation from every line of a cell that starts with it:
+    such a cell runs, and findings keep their columns in the cell."""
+    cell = "".join("  " + line for line in BUGGY.splitlines(keepends=True))
+    notebook = {"cells": [{"cell_type": "code", "source": cell}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (project / "indented.ipynb").write_text(json.dumps(notebook))
+    assert "indented.ipynb:cell 1:2:7: TL201" in run("check", "indented.ipynb")[1]
+    broken = {"cells": [{"cell_type": "code", "source": "x = 1\n  y = 2\n"}], "metadata": {}, "nbformat": 4,
+              "nbformat_minor": 5}
+    (project / "indented.ipynb").write_text(json.dumps(broken))
+    assert "indented.ipynb:cell 1:2:" in run("check", "indented.ipynb")[1]
+    assert "TL000 cannot parse: unexpected indent" in run("check", "indented.ipynb")[1]
+
+
+def test_notebook_cell_output_is_not_thrown_away(project):
+    """A cell's last expression is displayed (`m.to(device)` shows the moved copy); with a trailing
+    `;`, or anywhere else in the cell, the value is thrown away."""
+    cells = ["import torch\nm = torch.ones(2, 2)\ndevice = 'cuda'\n", "m.to(device)", "m.to(device);  # quiet",
+             "m.to(device)\nprint(m)"]
+    notebook = {"cells": [{"cell_type": "code", "source": c} for c in cells], "metadata": {}, "nbformat": 4,
+                "nbformat_minor": 5}
+    (project / "demo.ipynb").write_text(json.dumps(notebook))
+    findings = json.loads(run("check", "demo.ipynb", "--format", "json")[1])
+    assert [(f["code"], f["cell"], f["line"], f["column"]) for f in findings] == [("TL702", 3, 1, 1), ("TL702", 4, 1, 1)]
 
 
 def test_notebook_operators_starting_a_continued_line(project):
     """`%` and `!` that start a line inside brackets, a triple-quoted string or after a backslash
     are Python (the modulo operator, `!=`), not magics; `name = !command` captures a value the code
-    does not show: the cell parses."""
+    does not show; `name?` asks IPython for help: the cell parses (a notebook no rule can match is
+    still syntax-checked)."""
     cell = ('print(\n    "Iter %d, loss %.3f"\n    % (step, loss)\n)\nsame = (step\n        != 0)\n'
             'note = """\n% not a magic\n!not a shell line\n"""\nrest = 7 \\\n    % 3\n%matplotlib inline\n'
-            '!nvidia-smi\nos_info = !uname -o\nfiles, = %sx ls\nprint(os_info[0], files)\n')
+            '!nvidia-smi\nos_info = !uname -o\nfiles, = %sx ls\nprint(os_info[0], files)\ntorch.*Tensor?\n'
+            'for name in files:\n    name.split??\n')
     notebook = {"cells": [{"cell_type": "code", "source": cell}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     (project / "report.ipynb").write_text(json.dumps(notebook))
     code, output = run("check", ".", "--format", "json")

@@ -998,15 +998,15 @@ CASES = {
                     rates.append(at.grad.item())
                 plt.plot(range(epochs), values, range(epochs), rates)
 
+            history = []
+
             def train(model, loader, optimizer, criterion):
-                losses = []
                 for x, y in loader:
                     loss = criterion(model(x), y)
-                    losses.append(loss)  # <- TL303
+                    history.append(loss)  # <- TL303
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
-                print(sum(losses) / len(losses))
         """,
     },
     # A training helper that switches the model to eval mode itself and then trains chose that
@@ -1264,6 +1264,299 @@ CASES = {
                     self.projected = [Projected(k, dim, None) for k in kernels]  # <- TL601
                     self.dropouts = [nn.Dropout(0.1), nn.ReLU()]  # <- TL601
                     self.held = [Holder(nn.ReLU())]  # <- TL601
+        """,
+    },
+    # A dataset built from data already split by rank (`shards[rank]` bound to a name first, then
+    # handed to the dataset) is each rank's own share: no DistributedSampler is needed. The same
+    # dataset over the unsplit list is still every rank's whole dataset, whatever the test that
+    # chose between two unsplit lists is named.
+    "dataset-over-data-split-by-rank-earlier": {
+        "ddp_train.py": """
+            import glob
+            import torch
+            import torch.distributed as dist
+            from torch.nn.parallel import DistributedDataParallel
+            from torch.utils.data import DataLoader
+
+            def chunk(items, n):
+                return [items[i::n] for i in range(n)]
+
+            def run(net, epochs):
+                dist.init_process_group("nccl")
+                volumes = sorted(glob.glob("volumes/*.npy"))
+                mine = chunk(volumes, dist.get_world_size())[dist.get_rank()]
+                cached = VolumeCache(items=mine, capacity=32)
+                loader = DataLoader(cached, batch_size=4, shuffle=True)
+                net = DistributedDataParallel(net.cuda())
+                opt = torch.optim.Adam(net.parameters(), 1e-3)
+                for epoch in range(epochs):
+                    for x, y in loader:
+                        opt.zero_grad()
+                        torch.nn.functional.l1_loss(net(x.cuda()), y.cuda()).backward()
+                        opt.step()
+
+            def run_unsplit(net, epochs, per_node_cache=False):
+                dist.init_process_group("nccl")
+                volumes = sorted(glob.glob("volumes/*.npy"))
+                everything = list(volumes) if per_node_cache else volumes[:1000]
+                cached = VolumeCache(items=everything, capacity=32)
+                loader = DataLoader(cached, batch_size=4, shuffle=True)  # <- TL703
+                net = DistributedDataParallel(net.cuda())
+                opt = torch.optim.Adam(net.parameters(), 1e-3)
+                for epoch in range(epochs):
+                    for x, y in loader:
+                        opt.zero_grad()
+                        torch.nn.functional.l1_loss(net(x.cuda()), y.cuda()).backward()
+                        opt.step()
+        """,
+    },
+    # A schedule whose horizon counts micro-batches (len(loader) * epochs) stepped every micro-batch
+    # is in step with training, however often the optimizer steps; one whose horizon counts
+    # optimizer steps (divided by the accumulation) runs k times too fast. The scheduler may come
+    # in as an argument, built by the caller from a helper of another file.
+    "schedule-counted-in-micro-batches": {
+        "sched.py": """
+            import torch
+            from transformers import get_linear_schedule_with_warmup
+
+            def make_schedule(opt, total, warmup_fraction):
+                return get_linear_schedule_with_warmup(opt, int(total * warmup_fraction), total)
+        """,
+        "train.py": """
+            import torch
+            from transformers import get_cosine_schedule_with_warmup
+            from sched import make_schedule
+
+            def micro_batch_horizon(net, batches, epochs, k):
+                opt = torch.optim.AdamW(net.parameters())
+                sched = get_cosine_schedule_with_warmup(opt, 200, len(batches) * epochs)
+                for epoch in range(epochs):
+                    for n, b in enumerate(batches):
+                        (net(b).mean() / k).backward()
+                        if n % k == k - 1:
+                            opt.step()
+                            opt.zero_grad()
+                        sched.step()
+
+            def optimizer_step_horizon(net, batches, epochs, k):
+                opt = torch.optim.AdamW(net.parameters())
+                sched = get_cosine_schedule_with_warmup(opt, 200, len(batches) // k * epochs)
+                for epoch in range(epochs):
+                    for n, b in enumerate(batches):
+                        (net(b).mean() / k).backward()
+                        if n % k == k - 1:
+                            opt.step()
+                            opt.zero_grad()
+                        sched.step()  # <- TL401
+
+            def one_epoch(net, batches, opt, sched, k):
+                for n, b in enumerate(batches):
+                    (net(b).mean() / k).backward()
+                    if n % k == k - 1:
+                        opt.step()
+                        opt.zero_grad()
+                    sched.step()
+
+            def fit(net, batches, epochs, k):
+                opt = torch.optim.AdamW(net.parameters())
+                count = len(batches) * epochs
+                sched = make_schedule(opt, count, 0.05)
+                for epoch in range(epochs):
+                    one_epoch(net, batches, opt, sched, k)
+        """,
+    },
+    # A model rebound in the branch that skips training (a pretrained one is loaded instead) never
+    # meets the optimizer's step: the step runs only in the other branch, on the model it was built from.
+    "model-replaced-only-where-training-is-skipped": {
+        "notebook_export.py": """
+            import torch
+
+            net = UNet(channels=(32, 64, 128))
+            opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+            skip_training = False
+
+            if skip_training:
+                net = UNet.from_checkpoint("unet.ckpt")
+            else:
+                for epoch in range(50):
+                    for x, y in loader:
+                        opt.zero_grad()
+                        torch.nn.functional.mse_loss(net(x), y).backward()
+                        opt.step()
+
+            net = UNet.from_checkpoint("unet.ckpt")  # <- TL404
+            for x, y in loader:
+                opt.zero_grad()
+                torch.nn.functional.mse_loss(net(x), y).backward()
+                opt.step()
+        """,
+    },
+    # `.append` of an object built by some class (a running mean, a metric) is that class's method:
+    # it may keep only a detached number. A list keeps the tensor and its graph.
+    "append-of-a-running-mean-object": {
+        "loop.py": """
+            import torch
+
+            history = []
+
+            def train(net, loader, opt, epochs):
+                for epoch in range(epochs):
+                    meter = RunningMean()
+                    for x, y in loader:
+                        opt.zero_grad()
+                        loss = torch.nn.functional.mse_loss(net(x), y)
+                        meter.append(loss, count=len(x))
+                        history.append(loss)  # <- TL303
+                        loss.backward()
+                        opt.step()
+                    print(meter.aggregate())
+        """,
+    },
+    # A mode chosen per run by a test (fine-tune in train mode, linear probe in eval mode) is the
+    # mode training is meant to run in, like `model.train(finetune)`; a mode chosen once before the
+    # epoch loop is still undone by the evaluation at the end of the first epoch.
+    "mode-chosen-by-a-test-before-training": {
+        "probe.py": """
+            import torch
+
+            def fit(args, model, loader, val_loader, opt):
+                for epoch in range(args.epochs):
+                    if args.mode == "finetune":
+                        model.train()
+                    elif args.mode == "probe":
+                        model.eval()
+                    else:
+                        raise ValueError(args.mode)
+                    for x, y in loader:
+                        opt.zero_grad()
+                        torch.nn.functional.cross_entropy(model(x), y).backward()
+                        opt.step()
+                    model.eval()
+                    with torch.no_grad():
+                        for x, y in val_loader:
+                            model(x)
+
+            def fit_choosing_once(args, model, loader, val_loader, opt):
+                if args.mode == "finetune":
+                    model.train()
+                else:
+                    model.eval()
+                for epoch in range(args.epochs):
+                    for x, y in loader:
+                        opt.zero_grad()
+                        torch.nn.functional.cross_entropy(model(x), y).backward()
+                        opt.step()
+                    model.eval()  # <- TL102
+                    with torch.no_grad():
+                        for x, y in val_loader:
+                            model(x)
+        """,
+    },
+    # backward() frees the saved activations of the loss it runs on, whether a running total took
+    # the loss before or after it: what the total keeps is graph nodes (a warning), unless
+    # backward() may not run in that iteration or retains the graph (the activations stay: an error).
+    "loss-kept-before-its-own-backward": {
+        "epochs.py": """
+            import torch
+
+            for epoch in range(epochs):
+                running = 0
+                for x, y in loader:
+                    loss = torch.nn.functional.cross_entropy(net(x), y)
+                    running += loss  # <- TL303 warning
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                print(running / len(loader))
+
+            def fit_retaining(net, loader, opt, epochs):
+                for epoch in range(epochs):
+                    running = 0
+                    for x, y in loader:
+                        loss = torch.nn.functional.cross_entropy(net(x), y)
+                        running += loss  # <- TL303 error
+                        opt.zero_grad()
+                        loss.backward(retain_graph=True)
+                        opt.step()
+                    print(running / len(loader))
+
+            def fit_sometimes(net, loader, opt, epochs, skip):
+                for epoch in range(epochs):
+                    running = 0
+                    for x, y in loader:
+                        loss = torch.nn.functional.cross_entropy(net(x), y)
+                        running += loss  # <- TL303 error
+                        if not skip(x):
+                            opt.zero_grad()
+                            loss.backward()
+                            opt.step()
+                    print(running / len(loader))
+        """,
+    },
+    # A data transform (torchaudio/torchvision) has no parameters and no train/eval behaviour: a
+    # plain list of blocks made of one hides nothing silently. A block with a convolution does.
+    "plain-list-of-data-transform-blocks": {
+        "augment.py": """
+            import torch
+            import torchaudio
+
+            class Resampled(torch.nn.Module):
+                def __init__(self, source_rate, target_rate):
+                    super().__init__()
+                    self.resample = torchaudio.transforms.Resample(source_rate, target_rate)
+
+                def forward(self, wave):
+                    self.resample.to(wave.device)
+                    return self.resample(wave)
+
+            class Filtered(torch.nn.Module):
+                def __init__(self, taps):
+                    super().__init__()
+                    self.filter = torch.nn.Conv1d(1, 1, taps)
+
+                def forward(self, wave):
+                    return self.filter(wave)
+
+            class Perturb(torch.nn.Module):
+                def __init__(self, rate, factors=(0.9, 1.0, 1.1), tap_counts=(3, 5)):
+                    super().__init__()
+                    self.choices = [Resampled(rate, int(rate * f)) for f in factors]
+                    self.spectra = [torchaudio.transforms.MelSpectrogram(rate, n_mels=m) for m in (40, 80)]
+                    self.filters = [Filtered(t) for t in tap_counts]  # <- TL601
+
+                def forward(self, wave):
+                    pick = torch.randint(len(self.choices), ()).item()
+                    return self.filters[0](self.choices[pick](wave))
+        """,
+    },
+    # A loop over a literal list of settings runs one configuration per iteration (a timing on each
+    # device, a learning-rate sweep): the optimizer built in it belongs to that run. A loop over
+    # epochs that builds it again resets its state every epoch.
+    "loop-over-literal-settings": {
+        "bench.py": """
+            import time
+            import torch
+
+            def time_devices(model, loader):
+                for device in ["cpu", "cuda"]:
+                    model.to(device)
+                    opt = torch.optim.Adam(model.head.parameters(), lr=1e-3)
+                    start = time.time()
+                    for step, (x, y) in enumerate(loader):
+                        opt.zero_grad()
+                        torch.nn.functional.nll_loss(model(x.to(device)), y.to(device)).backward()
+                        opt.step()
+                        if step == 3:
+                            break
+                    print(device, (time.time() - start) / 4)
+
+            def train(model, loader, epochs):
+                for epoch in range(epochs):
+                    opt = torch.optim.Adam(model.head.parameters(), lr=1e-3)  # <- TL403
+                    for x, y in loader:
+                        opt.zero_grad()
+                        torch.nn.functional.nll_loss(model(x), y).backward()
+                        opt.step()
         """,
     },
     # -- misses ---------------------------------------------------------------------------------

@@ -128,8 +128,8 @@ def _lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         source, origin = virtual_source(data)
     except NotebookError as error:
         return empty_result(module[0], [problem(path, str(error)).to_json()])
-    if not may_match(source, settings.codes, isinstance(index, AnsweringIndex)):
-        return empty_result(module[0])
+    if not may_match(source, settings.codes, isinstance(index, AnsweringIndex)) and parses(source):
+        return empty_result(module[0])  # as for a Python file: unmatched, only its syntax is checked
     result = lint_bytes(source, path, module, settings, index)
     for key in ("findings", "unused"):
         result[key] = [map_back(f, origin) for f in result[key]]
@@ -218,7 +218,15 @@ def _cannot_parse(path: str, error: SyntaxError) -> str:
         running = "{}.{}".format(*sys.version_info[:2])
         return (f"cannot parse with Python {running} ({error.msg}), and the project requires Python "
                 f">={needed[0]}.{needed[1]}: run trainlint under a Python the project supports")
+    word = _NAME_NOW_RESERVED.search(error.text or "") if error.msg == "invalid syntax" else None
+    if word is not None:
+        return (f"cannot parse: '{word.group(1) or word.group(2)}' is used as a name, and it is a reserved word "
+                f"since Python 3.7: the file was written for an older Python")
     return f"cannot parse: {error.msg}"
+
+
+# `cuda(async=True)`, `def f(async):`, `obj.await`: names that Python 3.7 made keywords
+_NAME_NOW_RESERVED = re.compile(r"\.\s*(async|await)\b|\b(async|await)\s*(?:=(?!=)|,|\))")
 
 
 def _finding(rule, report: Report, path: str, text: str, lines: List[str], settings: Settings) -> Finding:

@@ -210,7 +210,7 @@ class Engine:
             findings.extend(f for f in result["findings"] if f["code"] not in ignored)
             if report_unused:
                 findings.extend(result.get("unused", ()))
-        return sorted(findings, key=lambda f: (f["path"], f["line"], f["column"], f["code"]))
+        return sorted(findings, key=lambda f: (f["path"], f.get("cell") or 0, f["line"], f["column"], f["code"]))
 
     def _summary_callers_pass(self, skipped: list, results: Dict[str, dict], keys: Dict[str, str]) -> list:
         """Analyse the skipped files that may call a function another file exported a summary

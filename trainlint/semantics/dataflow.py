@@ -72,15 +72,16 @@ def backpropagated(fn: FunctionFacts) -> set:
     return sources_of(fn, losses)
 
 
-def sources_of(fn: FunctionFacts, names: set) -> set:
-    """``names`` and the names their values are computed from in ``fn``, transitively."""
+def sources_of(fn: FunctionFacts, names: set, values_only: bool = False) -> set:
+    """``names`` and the names their values are computed from in ``fn``, transitively (with
+    ``values_only``, as ``names_in`` reads them)."""
     reached = set(names)
     frontier = list(reached)
     while frontier:
         for value in fn.assignments.get(frontier.pop(), ()):
             while isinstance(value, Unpacked):
                 value = value.value
-            for name in names_in(value):
+            for name in names_in(value, values_only):
                 if name not in reached:
                     reached.add(name)
                     frontier.append(name)
@@ -454,6 +455,18 @@ def _is_loss_expression(fn: FunctionFacts, value: ast.AST, line: int, depth: int
         return True
     built = constructor_of(fn, callee) if callee else None
     return built is not None and last_part(built.callee).endswith("Loss")
+
+
+def frees_activations(backward: Event, kept: Event) -> bool:
+    """Whether ``backward`` frees the activations of the loss ``kept`` holds, in every iteration
+    that keeps it: it runs whenever ``kept`` does (no guard of its own) and does not retain the
+    graph. A total formed before it then holds graph nodes only, as one formed after it does."""
+    call = backward.origin
+    retains = isinstance(call, ast.Call) and any(
+        k.arg in ("retain_graph", "create_graph") and not (isinstance(k.value, ast.Constant) and not k.value.value)
+        for k in call.keywords)
+    loop = kept.innermost_loop
+    return not retains and all(kept.has_guard(g) for g in backward.guards_within(loop))
 
 
 def under_no_grad(event: Event) -> bool:

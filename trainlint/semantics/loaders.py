@@ -6,6 +6,7 @@ import ast
 from dataclasses import dataclass
 from typing import Iterator, List, Optional
 
+from .dataflow import sources_of
 from .model import FunctionFacts, Kind, Loop, Unpacked
 from .syntax import argument, dotted, last_part, name_words, names_in
 from .values import Origin, callee_of, origins
@@ -95,13 +96,25 @@ def draws_from_whole_dataset(made: Origin) -> bool:
     if not sources:
         return False
     for source in sources:
-        if _mentions(source.fn, source.expr, _RANK_WORDS) or _iterable_dataset(source):
+        if _split_by_rank(source.fn, source.expr) or _iterable_dataset(source):
             return False
     return True
 
 
-def _mentions(fn: FunctionFacts, expr: ast.AST, words: set) -> bool:
-    names = set(names_in(expr))
+def _split_by_rank(fn: FunctionFacts, expr: ast.AST) -> bool:
+    """Whether ``expr``, or a value of ``fn`` it is computed from, names a rank, a shard or a
+    partition (``mine = chunks[dist.get_rank()]; Dataset(items=mine)``); in the values it is
+    computed from, a test that only chooses between them (``augment if args.disable_dp else
+    plain``) splits nothing."""
+    if _mentions(fn, expr, _RANK_WORDS):
+        return True
+    return any(_mentions(fn, value.value if isinstance(value, Unpacked) else value, _RANK_WORDS, values_only=True)
+               for name in sources_of(fn, names_in(expr, values_only=True), values_only=True)
+               for value in fn.assignments.get(name, ()))
+
+
+def _mentions(fn: FunctionFacts, expr: ast.AST, words: set, values_only: bool = False) -> bool:
+    names = set(names_in(expr, values_only))
     for node in ast.walk(expr):
         if isinstance(node, ast.Call) and dotted(node.func) is None and isinstance(node.func, ast.Attribute):
             names.add(node.func.attr)  # `load_dataset(...).shard(...)`

@@ -6,10 +6,10 @@ import ast
 import re
 from typing import Iterator, List, Optional
 
-from .model import Event, FileFacts, FunctionFacts, Kind, Loop, functions
+from .model import Event, FileFacts, FunctionFacts, Kind, Loop, exclusive, functions
 from .roles import Role, constructor_of, role_of, role_of_constructor
 from .values import returned
-from .syntax import BUILDER_NAME, RETURNS_SELF, dotted, last_part, name_words, names_in
+from .syntax import BUILDER_NAME, RETURNS_SELF, dotted, exclusive_nodes, last_part, name_words, names_in
 
 _INFERENCE_WORDS = {"infer", "inference", "predict", "predictor", "export", "eval", "evaluate", "evaluation",
                     "test", "deploy", "serve", "demo", "onnx", "trace", "jit", "script", "inference"}
@@ -102,6 +102,14 @@ def trains_in_that_mode(switch: Event, events: List[Event]) -> bool:
     backbone's batch-norm statistics): the mode it trains in, chosen, not left over."""
     return bool(switch.via) and any(e.kind == Kind.BACKWARD and e.node is switch.node and e.order > switch.order
                                     for e in events)
+
+
+def chosen_by_a_test(switch: Event, events: List[Event]) -> bool:
+    """The switch sits in one branch of a test whose other branch switches the same module to
+    train mode (``if finetune: model.train() else: model.eval()``): the mode is chosen per run,
+    as ``model.train(finetune)`` chooses it, not left over from evaluation."""
+    return any(e.kind == Kind.MODE and e.detail["mode"] == "train" and e.target == switch.target
+               and exclusive(e, switch) for e in events)
 
 
 def holds_module(fn: FunctionFacts, container: Optional[str], module: Optional[str]) -> bool:
@@ -286,14 +294,17 @@ _SHARING_WRAPPERS = {"DistributedDataParallel", "DataParallel", "FullyShardedDat
 
 
 
-def rebinds_to_new_module(fn: FunctionFacts, name: str, after: int, before: int) -> Optional[ast.AST]:
-    """A value bound to ``name`` between two lines that is a different module object (a new
+def rebinds_to_new_module(fn: FunctionFacts, name: str, optimizer: ast.Call, step: ast.AST) -> Optional[ast.AST]:
+    """A value bound to ``name`` between the optimizer's construction and its step, on a path
+    that runs both (not in a branch that excludes either), that is a different module object (a new
     instance, a deep copy, a checkpoint loaded into a new object), when the optimizer is not
     rebuilt after it. None for wrappers that share parameters and in-place module methods."""
     rebinding = None
+    before = step.lineno
     for value in fn.assignments.get(name, ()):
         line = getattr(value, "lineno", 0)
-        if not after < line < before or not isinstance(value, ast.Call):
+        if not optimizer.lineno < line < before or not isinstance(value, ast.Call) \
+                or exclusive_nodes(fn.node, value, step) or exclusive_nodes(fn.node, value, optimizer):
             continue
         call = value
         while isinstance(call.func, ast.Attribute) and call.func.attr in RETURNS_SELF \

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import ast
-from typing import Optional
+from typing import List, Optional
 
-from .model import FunctionFacts
+from .boundaries import is_accumulation_count, loop_targets, modulus_counter
+from .dataflow import sources_of
+from .model import FunctionFacts, Guard, Loop, Unpacked
 from .roles import scheduler_constructor
 from .syntax import argument, called_names, dotted, last_part, name_words, names_in, number_constant
+from .values import handed_in, origins
 
 _EPOCH_CLASSES = {"StepLR": ("step_size", 1), "MultiStepLR": ("milestones", 1), "ExponentialLR": ("gamma", 1),
                   "CosineAnnealingLR": ("T_max", 1), "ReduceLROnPlateau": (None, None)}
@@ -87,6 +90,45 @@ def _evidence(fn: FunctionFacts, expr: ast.AST, depth: int = 0, unit_words=_ITER
     if words & {"epoch", "epochs"}:
         return "epoch"
     return None
+
+
+# the arguments that give a schedule's length, by keyword, or by position for the classes that take it there
+_LENGTH_KEYWORDS = {"num_training_steps", "total_steps", "steps_per_epoch", "T_max", "t_total", "max_steps",
+                    "total_iters", "num_steps"}
+_LENGTH_POSITIONS = {"CosineAnnealingLR": 1, "OneCycleLR": 2, "LinearLR": 4, "PolynomialLR": 1}
+
+
+def length_counts_micro_batches(fn: FunctionFacts, scheduler: str, boundary: List[Guard], loop: Loop) -> bool:
+    """Whether the schedule's length counts micro-batches (``len(loader) * epochs``), not optimizer
+    steps: stepped every micro-batch, it then keeps pace with training however often the optimizer
+    steps. Judged from the calls that built it, in ``fn`` or handed in by its callers in this file:
+    the length (for a helper that builds the scheduler, every argument) reaches a ``len()`` and
+    nothing that counts the accumulation (its words, or a name of the boundary's test)."""
+    counters = loop_targets(loop) | {modulus_counter(g) for g in boundary}
+    accumulation = {name for g in boundary for name in names_in(g.test)} - counters
+    values = fn.all_bindings(scheduler)
+    made = [o for value in values for o in origins(fn, value)] if values else handed_in(fn, scheduler)
+    return bool(made) and all(isinstance(o.expr, ast.Call) and _counts_micro_batches(o.fn, _length(o.expr), accumulation)
+                              for o in made)
+
+
+def _length(call: ast.Call) -> List[ast.AST]:
+    named = [k.value for k in call.keywords if k.arg in _LENGTH_KEYWORDS]
+    if named:
+        return named
+    cls = last_part(dotted(call.func) or "")
+    position = 2 if cls.startswith("get_") and "schedule" in cls else _LENGTH_POSITIONS.get(cls)  # transformers
+    if position is not None:
+        return call.args[position:position + 1]
+    return list(call.args) + [k.value for k in call.keywords]
+
+
+def _counts_micro_batches(fn: FunctionFacts, length: List[ast.AST], accumulation: set) -> bool:
+    names = sources_of(fn, {name for expr in length for name in names_in(expr)})
+    values = length + [v.value if isinstance(v, Unpacked) else v for name in names for v in fn.assignments.get(name, ())]
+    if names & accumulation or any(is_accumulation_count(v) for v in values):
+        return False
+    return any("len" in called_names(v) for v in values)
 
 
 def stepped_to_a_given_value(event) -> bool:

@@ -102,7 +102,8 @@ _NODE_FIELDS: dict = {}  # node class -> its fields that may hold nodes
 
 def names_in(node: ast.AST, values_only: bool = False) -> set:
     """Dotted names read in an expression (``args.accum``, ``i``), not entering nested scopes; with
-    ``values_only``, not those it only measures (``torch.ones_like(p)``, ``x.size(0)``)."""
+    ``values_only``, not those it only measures (``torch.ones_like(p)``, ``x.size(0)``) nor those
+    that only choose between values (the test of ``a if args.flag else b``)."""
     found = set()
     stack = [node]
     while stack:
@@ -114,7 +115,8 @@ def names_in(node: ast.AST, values_only: bool = False) -> set:
             found.add(name)
             continue
         for child in ast.iter_child_nodes(current):
-            if not isinstance(child, _NESTED_SCOPES):
+            if not isinstance(child, _NESTED_SCOPES) \
+                    and not (values_only and isinstance(current, ast.IfExp) and child is current.test):
                 stack.append(child)
     return found
 

@@ -15,6 +15,7 @@ from typing import List, Optional
 
 from .model import FunctionFacts, Loop, Unpacked
 from .roles import Role, role_of_constructor
+from .summaries import arguments_of
 from .syntax import BUILDER_NAME, RETURNS_SELF, argument, dotted, last_part, names_in
 
 MAX_DEPTH = 4
@@ -49,6 +50,20 @@ def origins(fn: FunctionFacts, expr: ast.AST, depth: int = 0) -> List[Origin]:
             return [Origin(fn, expr)]
         return [o for value in values for o in origins(fn, value, depth + 1)]
     return [Origin(fn, expr)]
+
+
+def handed_in(fn: FunctionFacts, name: str) -> List[Origin]:
+    """The origins of what the callers of ``fn`` in this file pass for its parameter ``name``
+    (``one_epoch(net, loader, opt, sched)``); empty when it is no parameter or no call is in sight."""
+    if name not in fn.params:
+        return []
+    found = []
+    for caller, event in fn.file.call_sites(fn):
+        call = event.detail.get("call")
+        passed = arguments_of(fn, call, event.detail.get("bound", False)).get(name) \
+            if isinstance(call, ast.Call) else None
+        found.extend(origins(caller, passed) if passed is not None else ())
+    return found
 
 
 def _element(origin: Origin, index: int, depth: int) -> List[Origin]:
@@ -92,8 +107,14 @@ def built_over(call: ast.Call, role: Optional[str]) -> Optional[ast.expr]:
 
 
 def starts_new_run(fn: FunctionFacts, loop: Loop) -> bool:
-    """Whether each iteration of ``loop`` trains a new model (cross-validation folds, sweeps,
-    restarts): an optimizer built in the loop over the parameters of a model also built there."""
+    """Whether each iteration of ``loop`` starts a run of its own (cross-validation folds, sweeps,
+    restarts): an optimizer built in the loop over the parameters of a model also built there, or a
+    loop over a literal list of settings (``for device in ["cpu", "cuda"]``, ``for lr in (0.1,
+    0.01)``): its iterations are configurations, not steps or epochs."""
+    iterated = getattr(loop.node, "iter", None)
+    if isinstance(iterated, (ast.List, ast.Tuple, ast.Set)) and iterated.elts \
+            and all(isinstance(e, ast.Constant) for e in iterated.elts):
+        return True
     for values in fn.assignments.values():
         for value in values:
             if not isinstance(value, ast.Call) or not inside(value, loop):
@@ -139,6 +160,17 @@ def consumed_inside(name: str, loop: Loop) -> bool:
                 and node.func.attr in ("pop", "popleft", "clear") and dotted(node.func.value) == name:
             return True
     return False
+
+
+_LIST_TYPES = {"list", "deque", "collections.deque"}
+
+
+def keeps_what_is_appended(fn: FunctionFacts, container: str) -> bool:
+    """Whether ``container.append(x)`` keeps ``x`` itself: a list or deque, or a container built
+    out of sight. An object that some other call made (a running mean, a metric, a logger) has an
+    ``append`` of its own, which may keep only a detached number."""
+    return not any(isinstance(value, ast.Call) and fn.file.qualify(dotted(value.func) or "") not in _LIST_TYPES
+                   for value in fn.all_bindings(container))
 
 
 def is_local(fn: FunctionFacts, name: str) -> bool:
