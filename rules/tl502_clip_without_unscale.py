@@ -1,6 +1,7 @@
 from trainlint.rule import Report, Restructure, Rule
 from trainlint.semantics import Kind, exclusive, functions
 from trainlint.semantics.boundaries import found_in_one_helper
+from trainlint.semantics.dataflow import clips_at_the_scaled_threshold
 from trainlint.semantics.prerequisites import CLIP, OPTIMIZER_STEP, SCALED_BACKWARD
 
 
@@ -13,8 +14,9 @@ class ClipWithoutUnscale(Rule):
     `clip_grad_norm_(params, 1.0)` clips against a threshold 65536 times too small: every step is
     clipped to a tiny norm and the model barely moves, while the logged loss looks merely slow.
 
-    Not flagged: clipping after `scaler.unscale_(optimizer)`, and `accelerator.clip_grad_norm_`
-    (accelerate unscales first).
+    Not flagged: clipping after `scaler.unscale_(optimizer)`, clipping at a threshold multiplied by
+    the scaler's current scale (`max_norm * scaler.get_scale()`: the same clip in scaled units), and
+    `accelerator.clip_grad_norm_` (accelerate unscales first).
 
     Fix: call `scaler.unscale_(optimizer)` right before clipping (`--fix --unsafe-fixes` inserts it).
     """
@@ -83,7 +85,8 @@ class ClipWithoutUnscale(Rule):
                 step = [s for s in steps if s.order > clip.order and not exclusive(s, clip)]
                 if not backward or not step or found_in_one_helper(backward[-1], clip, step[0]):
                     continue
-                if any(backward[-1].order < u.order < clip.order and not exclusive(u, clip) for u in unscales):
+                if any(backward[-1].order < u.order < clip.order and not exclusive(u, clip) for u in unscales) \
+                        or clips_at_the_scaled_threshold(clip):
                     continue
                 scaler, optimizer = step[0].detail.get("scaler"), step[0].target
                 yield Report(clip.node, f"this clips gradients that are still scaled by the GradScaler (backward() "

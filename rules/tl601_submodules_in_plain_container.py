@@ -22,8 +22,9 @@ class SubmodulesInPlainContainer(Rule):
     also registered with `add_module`/`register_module`, and containers of things that are not
     freshly built layers (a list holding an existing model to hide it from `parameters()`), and
     layers with nothing to hide: no parameters, buffers or train/eval behaviour (pooling,
-    activations, padding, or a block of the file made only of those), nor data transforms of
-    torchaudio/torchvision (no parameters; a buffer `.to()` missed fails loudly, not silently).
+    activations, padding, loss criteria such as `nn.CrossEntropyLoss`, or a block of the file made
+    only of those), nor data transforms of torchaudio/torchvision (no parameters; a buffer `.to()`
+    missed fails loudly, not silently).
 
     Fix: `nn.ModuleList([...])` for lists and tuples, `nn.ModuleDict({...})` for dicts.
     """

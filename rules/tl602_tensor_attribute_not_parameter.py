@@ -19,8 +19,10 @@ class TensorAttributeNotParameter(Rule):
 
     Not flagged: tensors later wrapped (`self.w = nn.Parameter(self.w)`) or registered with
     `register_parameter`, buffers (`register_buffer`), and tensors without `requires_grad`
-    (`Variable(t)` alone does not require grad: decoder states set per forward, class weights), and
-    tensors made in `forward` (per-call state cached on the module, not a weight).
+    (`Variable(t)` alone does not require grad: decoder states set per forward, class weights),
+    tensors made in `forward` (per-call state cached on the module, not a weight), and tensors the
+    class updates itself from their gradient (it reads `self.delta.grad`: an adversarial
+    perturbation, an optimised input).
 
     Fix: `self.scale = nn.Parameter(torch.ones(1))`.
     """
@@ -100,7 +102,7 @@ class TensorAttributeNotParameter(Rule):
         for cls, methods in module_classes(facts).items():
             per_call = [m.node for m in methods if m.name in ("forward", "__call__")]
             for name, values in facts.class_attributes.get(cls, {}).items():
-                if any(_is_parameter(facts, v) for v in values):
+                if any(_is_parameter(facts, v) for v in values) or _updated_from_its_gradient(methods, name):
                     continue
                 for value in values:
                     if any(_within(value, method) for method in per_call):
@@ -112,6 +114,13 @@ class TensorAttributeNotParameter(Rule):
                         yield Report(value, f"'{name}' requires grad but is a plain tensor attribute: parameters() "
                                             f"and the optimizer never see it, state_dict() never saves it; use "
                                             f"nn.Parameter", fix=fix)
+
+
+def _updated_from_its_gradient(methods, name: str) -> bool:
+    """The class reads ``self.x.grad``: it updates the tensor itself from its gradient (an
+    adversarial perturbation, an optimised input), on purpose outside ``parameters()``."""
+    return any(isinstance(node, ast.Attribute) and node.attr == "grad" and dotted(node.value) == name
+               for method in methods for node in ast.walk(method.node))
 
 
 def _within(node, function) -> bool:

@@ -1493,9 +1493,10 @@ CASES = {
                     print(running / len(loader))
         """,
     },
-    # A data transform (torchaudio/torchvision) has no parameters and no train/eval behaviour: a
-    # plain list of blocks made of one hides nothing silently. A block with a convolution does.
-    "plain-list-of-data-transform-blocks": {
+    # A data transform (torchaudio/torchvision) or a loss criterion has no parameters and no
+    # train/eval behaviour: a plain container of them (or of blocks made of one) hides nothing
+    # silently. A block with a convolution does, and so does the adaptive softmax (it has weights).
+    "plain-containers-of-parameter-free-layers": {
         "augment.py": """
             import torch
             import torchaudio
@@ -1522,6 +1523,8 @@ CASES = {
                     super().__init__()
                     self.choices = [Resampled(rate, int(rate * f)) for f in factors]
                     self.spectra = [torchaudio.transforms.MelSpectrogram(rate, n_mels=m) for m in (40, 80)]
+                    self.criteria = {"l1": torch.nn.SmoothL1Loss(reduction="none"), "ce": torch.nn.CrossEntropyLoss()}
+                    self.tails = [torch.nn.AdaptiveLogSoftmaxWithLoss(64, 1000, [100])]  # <- TL601
                     self.filters = [Filtered(t) for t in tap_counts]  # <- TL601
 
                 def forward(self, wave):
@@ -1557,6 +1560,127 @@ CASES = {
                         opt.zero_grad()
                         torch.nn.functional.nll_loss(model(x), y).backward()
                         opt.step()
+        """,
+    },
+    # An engine a framework built from the model (`deepspeed.initialize(model=net)`, an element of
+    # its result) holds it: `engine.train()` at the top of each step switches the model back after
+    # an evaluation on the bare model. An engine built from another network does not.
+    "engine-built-from-the-model-switches-it": {
+        "train.py": """
+            import torch
+            import deepspeed
+
+            def run(net, data, args):
+                engine, opt, loader, _ = deepspeed.initialize(args=args, model=net, training_data=data)
+                for step, batch in enumerate(loader):
+                    engine.train()
+                    loss = engine(batch)
+                    engine.backward(loss)
+                    engine.step()
+                    if step % 100 == 0:
+                        net.eval()
+                        with torch.no_grad():
+                            net(batch)
+
+            def run_beside(net, critic, data, args):
+                engine, opt, loader, _ = deepspeed.initialize(args=args, model=critic, training_data=data)
+                net_opt = torch.optim.Adam(net.parameters())
+                for step, batch in enumerate(loader):
+                    engine.train()
+                    engine.backward(engine(batch))
+                    engine.step()
+                    net_opt.zero_grad()
+                    net(batch).mean().backward()
+                    net_opt.step()
+                    if step % 100 == 0:
+                        net.eval()  # <- TL102
+                        with torch.no_grad():
+                            net(batch)
+        """,
+    },
+    # A tensor the module updates itself from its own gradient (an adversarial perturbation) is
+    # kept out of parameters() on purpose: the model's optimizer must not touch it. A learnable
+    # temperature that nothing updates is still flagged.
+    "tensor-updated-from-its-own-gradient": {
+        "noise.py": """
+            import torch
+
+            class Perturb(torch.nn.Module):
+                def __init__(self, size, step=1e-3):
+                    super().__init__()
+                    self.step = step
+                    self.noise = torch.zeros(size).normal_(0, 1e-2).requires_grad_()
+                    self.temperature = torch.ones(1, requires_grad=True)  # <- TL602
+
+                def ascend(self):
+                    with torch.no_grad():
+                        self.noise += self.step * self.noise.grad.sign()
+                    self.noise.grad = None
+
+                def forward(self, embedded):
+                    return (embedded + self.noise) / self.temperature
+        """,
+    },
+    # Scaled gradients clipped at a threshold multiplied by the scaler's current scale clip as
+    # unscaling first would, also through a helper handed the scale; a plain threshold does not.
+    "clip-threshold-in-scaled-units": {
+        "clipping.py": """
+            import torch
+
+            def clip_gradients(model, max_norm, scale=1.0):
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm * scale)
+        """,
+        "loop.py": """
+            import torch
+            from clipping import clip_gradients
+
+            def train(model, loader, opt, max_norm):
+                scaler = torch.cuda.amp.GradScaler()
+                for x, y in loader:
+                    opt.zero_grad()
+                    with torch.autocast("cuda"):
+                        loss = torch.nn.functional.mse_loss(model(x), y)
+                    scaler.scale(loss).backward()
+                    clip_gradients(model, max_norm, scale=scaler.get_scale())
+                    scaler.step(opt)
+                    scaler.update()
+
+            class Trainer:
+                def finish_update(self):
+                    clip_gradients(self.model, self.max_norm, scale=self.scaler.get_scale())
+                    self.scaler.step(self.opt)
+                    self.scaler.update()
+
+                def run(self, loader):
+                    self.scaler = torch.cuda.amp.GradScaler()
+                    for x, y in loader:
+                        self.opt.zero_grad()
+                        with torch.autocast("cuda"):
+                            loss = torch.nn.functional.mse_loss(self.model(x), y)
+                        self.scaler.scale(loss).backward()
+                        self.finish_update()
+
+            def train_inline(model, loader, opt, max_norm):
+                scaler = torch.cuda.amp.GradScaler()
+                for x, y in loader:
+                    opt.zero_grad()
+                    with torch.autocast("cuda"):
+                        loss = torch.nn.functional.mse_loss(model(x), y)
+                    scaler.scale(loss).backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm * scaler.get_scale())
+                    scaler.step(opt)
+                    scaler.update()
+
+            def train_plain(model, loader, opt, max_norm):
+                scaler = torch.cuda.amp.GradScaler()
+                for x, y in loader:
+                    opt.zero_grad()
+                    with torch.autocast("cuda"):
+                        loss = torch.nn.functional.mse_loss(model(x), y)
+                    scaler.scale(loss).backward()
+                    clip_gradients(model, max_norm)  # <- TL502
+                    scaler.step(opt)
+                    scaler.update()
         """,
     },
     # -- misses ---------------------------------------------------------------------------------

@@ -469,6 +469,16 @@ def frees_activations(backward: Event, kept: Event) -> bool:
     return not retains and all(kept.has_guard(g) for g in backward.guards_within(loop))
 
 
+def clips_at_the_scaled_threshold(clip: Event) -> bool:
+    """The clip (or the helper that clips) is given the loss scaler's current scale
+    (``max_norm * scaler.get_scale()``, ``clip_gradients(..., scale=scaler.get_scale())``): scaled
+    gradients clipped at a scaled threshold, as unscaling first would."""
+    call = clip.origin  # the clip itself, also when it was spliced in from a helper of this file
+    return isinstance(call, ast.Call) and any(last_part(name) == "get_scale"
+                                              for argument in list(call.args) + [k.value for k in call.keywords]
+                                              for name in called_names(argument))
+
+
 def under_no_grad(event: Event) -> bool:
     """Whether the event runs inside a ``no_grad``/``inference_mode`` block, its own or, for an
     event spliced in from a helper, the one around the helper's call."""

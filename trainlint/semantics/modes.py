@@ -6,7 +6,7 @@ import ast
 import re
 from typing import Iterator, List, Optional
 
-from .model import Event, FileFacts, FunctionFacts, Kind, Loop, exclusive, functions
+from .model import Event, FileFacts, FunctionFacts, Kind, Loop, Unpacked, exclusive, functions
 from .roles import Role, constructor_of, role_of, role_of_constructor
 from .values import returned
 from .syntax import BUILDER_NAME, RETURNS_SELF, dotted, exclusive_nodes, last_part, name_words, names_in
@@ -114,12 +114,14 @@ def chosen_by_a_test(switch: Event, events: List[Event]) -> bool:
 
 def holds_module(fn: FunctionFacts, container: Optional[str], module: Optional[str]) -> bool:
     """Whether ``container`` holds ``module`` in ``fn``: built with it (``nn.ModuleList([model_s,
-    head])``) or given it (``module_list.append(model_s)``, an accumulate event), so a switch of
-    every module of the container switches it too."""
+    head])``, ``DDP(model)``, an element of ``deepspeed.initialize(model=model)``'s result) or
+    given it (``module_list.append(model_s)``, an accumulate event), so a switch of every module of
+    the container switches it too."""
     if not container or not module:
         return False
-    built = [argument for value in fn.assignments.get(container, ()) if isinstance(value, ast.Call)
-             for argument in value.args]
+    calls = [value.value if isinstance(value, Unpacked) else value for value in fn.assignments.get(container, ())]
+    built = [argument for call in calls if isinstance(call, ast.Call)
+             for argument in list(call.args) + [keyword.value for keyword in call.keywords]]
     given = [event.detail["value"] for event in fn.events_of(Kind.ACCUMULATE) if event.target == container]
     return any(module in names_in(value) for value in built + given)
 

@@ -58,6 +58,13 @@ _STATELESS_LAYERS = {
     "ReplicationPad3d", "CircularPad1d", "CircularPad2d", "CircularPad3d", "CosineSimilarity", "PairwiseDistance",
 }
 _REGISTERS_STATE = {"Parameter", "register_buffer", "register_parameter", "register_module", "add_module"}
+
+
+def _is_loss(layer: str) -> bool:
+    """torch.nn's criteria (`CrossEntropyLoss`, `SmoothL1Loss`...): no parameters and no train/eval
+    behaviour; a class-weight buffer `.to()` left behind fails loudly. Not the adaptive softmax,
+    which has weights."""
+    return layer.endswith("Loss") and layer != "AdaptiveLogSoftmaxWithLoss"
 # data transforms: no parameters and no train/eval behaviour; a buffer of theirs (a resampling
 # kernel, a mel filterbank) that `.to()` left behind fails loudly on the first call, not silently
 _DATA_TRANSFORMS = ("torchaudio.transforms.", "torchvision.transforms.")
@@ -66,13 +73,13 @@ _DATA_TRANSFORMS = ("torchaudio.transforms.", "torchvision.transforms.")
 def holds_state(facts: FileFacts, call: ast.AST, seen: tuple = ()) -> bool:
     """Whether the module ``call`` builds holds parameters, buffers or a train/eval behaviour (what
     a plain container would hide from ``parameters()``, ``.to()`` and ``eval()``): any torch.nn
-    layer but pooling, activations, padding and reshaping, and no torchaudio/torchvision data
-    transform; a module class of this file when one of its attributes does. Anything not known to be stateless holds state."""
+    layer but pooling, activations, padding, reshaping and loss criteria, and no
+    torchaudio/torchvision data transform; a module class of this file when one of its attributes does. Anything not known to be stateless holds state."""
     if not isinstance(call, ast.Call):
         return True
     callee = facts.qualify(dotted(call.func) or "")
     if callee.startswith("torch.nn."):
-        return last_part(callee) not in _STATELESS_LAYERS
+        return last_part(callee) not in _STATELESS_LAYERS and not _is_loss(last_part(callee))
     if callee.startswith(_DATA_TRANSFORMS):
         return False
     if callee not in module_classes_cached(facts) or callee in seen:
