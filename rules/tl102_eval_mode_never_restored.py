@@ -2,7 +2,8 @@ from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import under_no_grad
 from trainlint.semantics.modes import (
-    chosen_by_a_test, holds_module, is_trained_module, passes, stepped_modules, trains_in_that_mode,
+    chosen_by_a_test, holds_module, is_trained_module, mode_makes_no_difference, passes, stepped_modules,
+    trains_in_that_mode,
 )
 from trainlint.semantics.prerequisites import EVAL_MODE, TRAINING
 
@@ -24,6 +25,10 @@ class EvalModeNeverRestored(Rule):
     `else: model.eval()`, as `model.train(finetune)` chooses it), eval-mode copies that are not trained (teacher, EMA, reference models), and loops
     whose `backward()` trains nothing (no optimizer in sight: gradients read as pruning scores or
     saliency maps).
+
+    Severity: error; info when the model is built in sight from layers that compute the same in
+    both modes (no dropout, no batch norm): the mode is wrong, but changes nothing until such a
+    layer is added.
 
     Fix: call `model.train()` at the start of every epoch (or right after validation).
     """
@@ -183,9 +188,13 @@ class EvalModeNeverRestored(Rule):
                     continue
                 if not self.restored_before_backward(fn, switch, [e for e in events if e.in_loop(loop)]):
                     via = f" (in {switch.via[0]}())" if switch.via else ""
-                    yield Report(switch.node, f"'{switch.written}' is switched to eval mode here{via} and no .train() "
-                                              f"runs before the next backward() in this loop: later epochs train in "
-                                              f"eval mode")
+                    message = (f"'{switch.written}' is switched to eval mode here{via} and no .train() runs before "
+                               f"the next backward() in this loop: later epochs train in eval mode")
+                    if mode_makes_no_difference(fn, switch.target):
+                        yield Report(switch.node, message + " (no effect today: its layers, all in sight, have no "
+                                                            "dropout or batch norm)", severity="info")
+                    else:
+                        yield Report(switch.node, message)
 
     @staticmethod
     def training_loop_around(switch, events):

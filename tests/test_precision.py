@@ -1683,6 +1683,96 @@ CASES = {
                     scaler.update()
         """,
     },
+    # A tensor made from constants (`Variable(torch.Tensor([3]), requires_grad=True)`) is a leaf the
+    # graph starts at, as `torch.tensor(3.0, requires_grad=True)` is: nothing was rebuilt. Wrapping
+    # the loss's value in a new Variable still cuts the graph.
+    "leaf-made-from-constant-tensors": {
+        "autograd_demo.py": """
+            import torch
+            from torch.autograd import Variable
+
+            x = Variable(torch.Tensor([3]), requires_grad=True)
+            y = Variable(torch.ones(1) * 5, requires_grad=True)
+            z = 2 * x + y + 4
+            z.backward()
+            print(x.grad, y.grad)
+
+            def train(model, loader, optimizer, criterion):
+                for inputs, targets in loader:
+                    optimizer.zero_grad()
+                    loss = criterion(model(inputs), targets)
+                    loss = Variable(loss.data, requires_grad=True)
+                    loss.backward()  # <- TL204
+                    optimizer.step()
+        """,
+    },
+    # A model built in sight from layers that compute the same in both modes (no dropout, no batch
+    # norm) trains the same in eval mode: the finding is information, not an error. One block with
+    # dropout, or a recurrent layer built with dropout, makes it an error again.
+    "eval-mode-of-a-model-without-dropout-or-batch-norm": {
+        "tutorial.py": """
+            import torch
+            from torch import nn
+
+            class Block(nn.Module):
+                def __init__(self, width):
+                    super().__init__()
+                    self.layers = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.LayerNorm(width))
+
+                def forward(self, x):
+                    return self.layers(x)
+
+            class Plain(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.blocks = nn.ModuleList([Block(64), Block(64)])
+                    self.rnn = nn.GRU(64, 64, batch_first=True)
+                    self.head = nn.Linear(64, 10)
+
+                def forward(self, x):
+                    for block in self.blocks:
+                        x = block(x)
+                    return self.head(self.rnn(x)[0][:, -1])
+
+            class Regularised(Plain):
+                def __init__(self):
+                    super().__init__()
+                    self.rnn = nn.GRU(64, 64, num_layers=2, dropout=0.2, batch_first=True)
+
+            def fit(net, loader, val_loader, epochs):
+                opt = torch.optim.Adam(net.parameters())
+                for epoch in range(epochs):
+                    for x, y in loader:
+                        opt.zero_grad()
+                        nn.functional.cross_entropy(net(x), y).backward()
+                        opt.step()
+                    net.eval()  # <- TL102 error
+                    with torch.no_grad():
+                        print(sum(float(net(x).argmax(1).eq(y).sum()) for x, y in val_loader))
+
+            model = Plain()
+            optimizer = torch.optim.Adam(model.parameters())
+            for epoch in range(3):
+                for x, y in train_loader:
+                    optimizer.zero_grad()
+                    nn.functional.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+                model.eval()  # <- TL102 info
+                with torch.no_grad():
+                    print(sum(float(model(x).argmax(1).eq(y).sum()) for x, y in val_loader))
+
+            regularised = Regularised()
+            regularised_optimizer = torch.optim.Adam(regularised.parameters())
+            for epoch in range(3):
+                for x, y in train_loader:
+                    regularised_optimizer.zero_grad()
+                    nn.functional.cross_entropy(regularised(x), y).backward()
+                    regularised_optimizer.step()
+                regularised.eval()  # <- TL102 error
+                with torch.no_grad():
+                    print(sum(float(regularised(x).argmax(1).eq(y).sum()) for x, y in val_loader))
+        """,
+    },
     # -- misses ---------------------------------------------------------------------------------
     # A loop whose training and evaluation both happen in helpers of another file shows neither in
     # its own words: the file is linted again with those helpers' summaries all the same, and the

@@ -9,7 +9,9 @@ from .boundaries import is_accumulation_count
 from .model import Event, FunctionFacts, Kind, Loop, Unpacked
 from .roles import constructor_of
 from .values import binding_before, nonzero_almost_surely
-from .syntax import RETURNS_SELF, assigned_names, called_names, calls_in, dotted, last_part, name_words, names_in
+from .syntax import (
+    assigned_names, called_names, calls_in, dotted, last_part, name_words, names_in, receiver,
+)
 
 _DETACHING_METHODS = {"detach", "item", "numpy", "tolist"}
 
@@ -23,9 +25,10 @@ def outside_graph(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -
     if isinstance(expr, ast.Call):
         callee = fn.file.qualify(dotted(expr.func) or "")
         if callee.startswith("torch") and last_part(callee) in _REBUILDERS or last_part(callee) == "Variable":
-            # from literals it is a new leaf the graph starts at (`w = torch.tensor(2.0,
-            # requires_grad=True)`), not a value rebuilt from the loss
-            return None if all(_literal(a) for a in expr.args) else expr
+            # from constants it is a new leaf the graph starts at (`w = torch.tensor(2.0,
+            # requires_grad=True)`, `Variable(torch.Tensor([3]), requires_grad=True)`), not a value
+            # rebuilt from the loss
+            return None if all(_reads_no_variable(fn, a) for a in expr.args) else expr
         node = expr.func
         while isinstance(node, ast.Attribute):
             if node.attr in _DETACHING_METHODS:
@@ -49,9 +52,10 @@ def outside_graph(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -
 
 
 
-def _literal(node: ast.AST) -> bool:
-    return all(isinstance(n, (ast.Constant, ast.Tuple, ast.List, ast.UnaryOp, ast.unaryop, ast.expr_context))
-               for n in ast.walk(node))
+def _reads_no_variable(fn: FunctionFacts, node: ast.AST) -> bool:
+    """Whether ``node`` is computed from constants alone: literals, and calls of imported
+    functions on them (``torch.Tensor([3])``, ``torch.ones(2, 2)``), reading no variable."""
+    return all(name.split(".")[0] in fn.file.imports for name in names_in(node))
 
 
 
@@ -158,8 +162,7 @@ def _activation_module(fn: FunctionFacts, call: ast.Call) -> Optional[Tuple[str,
 
 
 def _last_activation(fn: FunctionFacts, value: ast.AST) -> Optional[Tuple[str, ast.AST]]:
-    while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in RETURNS_SELF:
-        value = value.func.value  # nn.Sequential(...).to(device) is the Sequential
+    value = receiver(value)  # nn.Sequential(...).to(device) is the Sequential
     if not isinstance(value, ast.Call):
         return None
     callee = fn.file.qualify(dotted(value.func) or "")

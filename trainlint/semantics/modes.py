@@ -7,9 +7,10 @@ import re
 from typing import Iterator, List, Optional
 
 from .model import Event, FileFacts, FunctionFacts, Kind, Loop, Unpacked, exclusive, functions
+from .modules import same_in_both_modes
 from .roles import Role, constructor_of, role_of, role_of_constructor
 from .values import returned
-from .syntax import BUILDER_NAME, RETURNS_SELF, dotted, exclusive_nodes, last_part, name_words, names_in
+from .syntax import BUILDER_NAME, RETURNS_SELF, dotted, exclusive_nodes, last_part, name_words, names_in, receiver
 
 _INFERENCE_WORDS = {"infer", "inference", "predict", "predictor", "export", "eval", "evaluate", "evaluation",
                     "test", "deploy", "serve", "demo", "onnx", "trace", "jit", "script", "inference"}
@@ -102,6 +103,14 @@ def trains_in_that_mode(switch: Event, events: List[Event]) -> bool:
     backbone's batch-norm statistics): the mode it trains in, chosen, not left over."""
     return bool(switch.via) and any(e.kind == Kind.BACKWARD and e.node is switch.node and e.order > switch.order
                                     for e in events)
+
+
+def mode_makes_no_difference(fn: FunctionFacts, name: Optional[str]) -> bool:
+    """The module bound to ``name`` is built in sight from layers that compute the same in train
+    and eval mode (no dropout, no batch norm): a mode left wrong changes nothing today."""
+    built = [receiver(value) for value in fn.all_bindings(name or "")]
+    built = [value for value in built if dotted(value) != name]  # `model = model.cuda()`: the same module
+    return bool(built) and all(same_in_both_modes(fn.file, value) for value in built)
 
 
 def chosen_by_a_test(switch: Event, events: List[Event]) -> bool:

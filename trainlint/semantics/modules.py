@@ -112,6 +112,52 @@ def _class_holds_state(facts: FileFacts, cls: str, seen: tuple) -> bool:
     return stateless_layers == 0
 
 
+# torch.nn layers that compute the same in train and eval mode: weights, but no dropout and no
+# running statistics (recurrent layers only when built without `dropout=`)
+_SAME_IN_BOTH_MODES = _STATELESS_LAYERS | {
+    "Linear", "Bilinear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+    "ConvTranspose3d", "Embedding", "EmbeddingBag", "LayerNorm", "GroupNorm", "RMSNorm", "RNN", "LSTM", "GRU",
+    "RNNCell", "LSTMCell", "GRUCell", "Sequential", "ModuleList", "ModuleDict", "Parameter"}
+# what a module's own code reads or calls when it behaves differently in the two modes
+_MODE_DEPENDENT_CODE = {"training", "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
+                        "feature_alpha_dropout", "batch_norm", "instance_norm"}
+
+
+def same_in_both_modes(facts: FileFacts, call: ast.AST, seen: tuple = ()) -> bool:
+    """Whether the module ``call`` builds computes the same in train and eval mode, so that a
+    mode left wrong changes nothing: torch.nn layers with no dropout and no running statistics,
+    containers of them, and module classes of this file made only of those whose code never reads
+    ``self.training`` nor calls a dropout or batch-norm function. Anything unknown differs."""
+    if not isinstance(call, ast.Call):
+        return False
+    callee = facts.qualify(dotted(call.func) or "")
+    leaf = last_part(callee)
+    if callee.startswith("torch.nn."):
+        if leaf not in _SAME_IN_BOTH_MODES or any(k.arg == "dropout" for k in call.keywords):
+            return False
+        parts = [e for a in call.args for e in (a.elts if isinstance(a, (ast.List, ast.Tuple)) else [a])]
+        return leaf not in _WRAPPERS or all(same_in_both_modes(facts, part, seen) for part in parts)
+    if callee not in module_classes_cached(facts) or callee in seen:
+        return False
+    return _class_same_in_both_modes(facts, callee, seen + (callee,))
+
+
+def _class_same_in_both_modes(facts: FileFacts, cls: str, seen: tuple) -> bool:
+    classes = module_classes_cached(facts)
+    if any(base in classes and not _class_same_in_both_modes(facts, base, seen + (base,)) or
+           base not in classes and last_part(base) != "Module" for base in facts.class_bases.get(cls, ())):
+        return False
+    methods = [fn for fn in facts.functions if fn.class_name == cls and fn.parent is None]
+    for fn in methods:
+        for node in ast.walk(fn.node):
+            if isinstance(node, ast.Attribute) and node.attr in _MODE_DEPENDENT_CODE or \
+                    isinstance(node, ast.Call) and last_part(dotted(node.func) or "") in _MODE_DEPENDENT_CODE:
+                return False
+    return all(same_in_both_modes(facts, value, seen) if isinstance(value, ast.Call) else
+               isinstance(value, ast.Constant) or not _used_as_object(methods, name)
+               for name, values in facts.class_attributes.get(cls, {}).items() for value in values)
+
+
 def _used_as_object(methods, attribute: str) -> bool:
     """Whether the class calls ``self.x(...)`` or reads ``self.x.y``: ``x`` may be a module; an
     attribute only used as a value (``self.kernel_size - 1``) is not."""

@@ -47,13 +47,19 @@ RETURNS_SELF = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloa
                           "requires_grad_", "apply", "share_memory", "to_empty"})
 
 
+def receiver(node: Optional[ast.AST]) -> Optional[ast.AST]:
+    """The expression whose object ``node`` evaluates to, through methods that return their
+    receiver: ``Net()`` for ``Net().to(device).eval()``."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in RETURNS_SELF:
+        node = node.func.value
+    return node
+
+
 def held_object(node: Optional[ast.AST]) -> Optional[str]:
     """The dotted name of the object an expression evaluates to: ``model``, ``self.net``, and
     ``model.to(device).eval()`` (methods that return their receiver). None for any other call: a
     method's result is not its receiver (``task.get_eval_model()`` is not ``task``)."""
-    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in RETURNS_SELF:
-        node = node.func.value
-    return dotted(node)
+    return dotted(receiver(node))
 
 
 # Functions that build, create or load something (a model, by default, for TL101).
