@@ -102,12 +102,13 @@ class TensorAttributeNotParameter(Rule):
         for cls, methods in module_classes(facts).items():
             per_call = [m.node for m in methods if m.name in ("forward", "__call__")]
             for name, values in facts.class_attributes.get(cls, {}).items():
-                if any(_is_parameter(facts, v) for v in values) or _updated_from_its_gradient(methods, name):
+                if any(_is_parameter(facts, v) for v in values):
                     continue
-                for value in values:
-                    if any(_within(value, method) for method in per_call):
-                        continue  # made in forward: per-call state (a cached input or output), not a weight
-                    if _trainable_tensor(facts, value):
+                # a tensor made in forward is per-call state (a cached input or output), not a weight
+                weights = [v for v in values
+                           if _trainable_tensor(facts, v) and not any(_within(v, m) for m in per_call)]
+                if weights and not _updated_from_its_gradient(methods, name):
+                    for value in weights:
                         prefix = torch_nn_prefix(facts)
                         fix = Fix("wrap in nn.Parameter", value, wrap=(f"{prefix}.Parameter(", ")"),
                                   safe=False) if prefix else None

@@ -77,10 +77,8 @@ def _reference_calls(node):
     return found
 
 
-def test_calls_in_finds_what_a_plain_walk_finds():
-    """calls_in skips fields by name for speed; on every statement of the fixtures and the rules'
-    examples it must find the same calls as a walk over every child node."""
-    import ast
+def _sample_sources():
+    """The fixtures, the rules' examples and a file of rare syntax: the code walks are compared on."""
     import glob
     import os
     import textwrap
@@ -89,14 +87,43 @@ def test_calls_in_finds_what_a_plain_walk_finds():
                for path in glob.glob(os.path.join(os.path.dirname(__file__), "..", "fixtures", "**", "*.py"), recursive=True)]
     sources += [textwrap.dedent(example) for rule in all_rules().values() for example in rule.INVALID + rule.VALID]
     sources.append("match x:\n    case {'k': f(y)} if g(z):\n        h(*[a(b) for b in c], **{k: v() for k in d})\n"
-                   "try:\n    pass\nexcept E(e()) as err:\n    raise F(err) from G()\n"
-                   "x: t(1) = f'{q(2)!r:{w(3)}}'\nawait_me = lambda: l()\n")
+                   "try:\n    pass\nexcept E(e()) as err:\n    raise F(err) from G()\nelse:\n    y = 1\n"
+                   "finally:\n    del y\nx: t(1) = f'{q(2)!r:{w(3)}}'\nawait_me = lambda: l()\n"
+                   "def outer():\n    with a() as b:\n        while c:\n            class Inner:\n                z = 1\n"
+                   "            async def inner():\n                return 2\n        else:\n            pass\n")
+    return sources
+
+
+def test_calls_in_finds_what_a_plain_walk_finds():
+    """calls_in skips fields by name for speed; on every statement of the fixtures and the rules'
+    examples it must find the same calls as a walk over every child node."""
+    import ast
+
     from trainlint.semantics.syntax import calls_in
 
     compared = 0
-    for source in sources:
+    for source in _sample_sources():
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.stmt):
                 assert {id(c) for c in calls_in(node)} == {id(c) for c in _reference_calls(node)}, ast.dump(node)[:200]
                 compared += 1
+    assert compared > 1000
+
+
+def test_own_statements_are_the_statements_among_own_nodes():
+    """own_statements walks statement blocks only, for speed; for every function of the samples
+    it must give the statements own_nodes reaches, in source order."""
+    import ast
+
+    from trainlint.config import Config
+    from trainlint.semantics import analyze, functions
+    from trainlint.semantics.dataflow import own_nodes, own_statements
+    from trainlint.semantics.summaries import RecordingIndex
+
+    compared = 0
+    for source in _sample_sources():
+        for fn in functions(analyze(ast.parse(source), "sample.py", "sample", "", Config().hints, RecordingIndex())):
+            expected = sorted((n for n in own_nodes(fn) if isinstance(n, ast.stmt)), key=lambda n: (n.lineno, n.col_offset))
+            assert list(own_statements(fn)) == expected, fn.qualname
+            compared += len(expected)
     assert compared > 1000

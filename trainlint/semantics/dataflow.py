@@ -219,6 +219,22 @@ def own_nodes(fn: FunctionFacts) -> Iterator[ast.AST]:
         stack.extend(child for child in ast.iter_child_nodes(node) if not isinstance(child, scopes))
 
 
+def own_statements(fn: FunctionFacts) -> Iterator[ast.stmt]:
+    """Every statement of ``fn``'s own body, in order (nested functions and classes excluded):
+    ``own_nodes`` without the expressions, for questions about statements only."""
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    stack = list(reversed(getattr(fn.node, "body", [])))
+    while stack:
+        statement = stack.pop()
+        if isinstance(statement, scopes):
+            continue
+        yield statement
+        blocks = [getattr(statement, "body", ())]
+        blocks += [part.body for name in ("handlers", "cases") for part in getattr(statement, name, ())]
+        blocks += [getattr(statement, name, ()) for name in ("orelse", "finalbody")]
+        stack.extend(child for block in reversed(blocks) for child in reversed(block))
+
+
 
 def guarded_against_zero(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> bool:
     """Whether an expression (or what its name is bound to) adds an epsilon or clamps:
@@ -288,7 +304,7 @@ def _feeding_a_loss(fn: FunctionFacts) -> Iterator[ast.stmt]:
     """The simple statements of ``fn`` whose values can reach a loss: those that call backward(),
     bind a name backward() or a ``return`` reaches, or return. (An assertion's reference value in
     a test, a metric logged beside the training step, reach none.)"""
-    statements = [node for node in own_nodes(fn) if isinstance(node, _SIMPLE_STATEMENTS)]
+    statements = [node for node in own_statements(fn) if isinstance(node, _SIMPLE_STATEMENTS)]
     returned_names = {name for s in statements if isinstance(s, ast.Return) and s.value is not None
                       for name in names_in(s.value)}
     reached = backpropagated(fn) | sources_of(fn, returned_names)
