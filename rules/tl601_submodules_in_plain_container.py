@@ -2,7 +2,9 @@ import ast
 
 from trainlint.rule import Fix, Report, Rule
 from trainlint.semantics import Kind
-from trainlint.semantics.modules import holds_state, module_classes, module_constructor, torch_nn_prefix
+from trainlint.semantics.modules import (
+    holds_state, module_classes, module_constructor, registered_through_a_container, torch_nn_prefix,
+)
 from trainlint.semantics.prerequisites import ATTRIBUTE_CONTAINER, MODULE_CLASS
 
 
@@ -18,7 +20,8 @@ class SubmodulesInPlainContainer(Rule):
     `state_dict()` (checkpoints silently miss them) and to `train()`/`eval()`. They stay at their
     random initialisation while the rest of the model trains around them.
 
-    Not flagged: containers later wrapped (`self.blocks = nn.ModuleList(self.blocks)`), modules
+    Not flagged: containers later wrapped (`self.blocks = nn.ModuleList(self.blocks)`) or handed
+    whole to a container the class keeps (`self.net = nn.ModuleList(list(self.convs.values()))`), modules
     also registered with `add_module`/`register_module`, and containers of things that are not
     freshly built layers (a list holding an existing model to hide it from `parameters()`), and
     layers with nothing to hide: no parameters, buffers or train/eval behaviour (pooling,
@@ -142,8 +145,9 @@ class SubmodulesInPlainContainer(Rule):
                 for name, values in fn.assignments.items():  # self.heads[task] = nn.Linear(...)
                     if name in attributes:
                         appended.setdefault(name, []).extend(v for v in values if isinstance(v, ast.Call))
+            registered = registered_through_a_container(facts, cls)
             for name, values in attributes.items():
-                if any(module_constructor(facts, v) == "wrapper" for v in values):
+                if name in registered or any(module_constructor(facts, v) == "wrapper" for v in values):
                     continue
                 for value in values:
                     kind = _plain_container(facts, value, appended.get(name, []))

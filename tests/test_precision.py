@@ -1532,6 +1532,48 @@ CASES = {
                     return self.filters[0](self.choices[pick](wave))
         """,
     },
+    # A plain container whose whole contents the class also keeps in a module container
+    # (`self.net = nn.ModuleList(list(self.convs.values()))`, `nn.Sequential(*self.layers)`) is
+    # registered through it. One element handed on registers that one only, and a container
+    # module built in forward() and dropped registers nothing.
+    "container-handed-whole-to-a-module-container": {
+        "nets.py": """
+            import torch.nn as nn
+
+            class PoseNet(nn.Module):
+                def __init__(self, frames):
+                    super().__init__()
+                    self.convs = {}
+                    for i in range(4):
+                        self.convs[i] = nn.Conv2d(3 * frames if i == 0 else 16, 16, 3)
+                    self.body = nn.ModuleList(list(self.convs.values()))
+
+                def forward(self, x):
+                    for i in range(4):
+                        x = self.convs[i](x)
+                    return x
+
+            class Tower(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.layers = [nn.Linear(8, 8) for _ in range(3)]
+                    self.stack = nn.Sequential(*self.layers)
+
+            class FirstOnly(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.convs = [nn.Conv2d(3, 3, 1), nn.Conv2d(3, 3, 1)]  # <- TL601
+                    self.first = nn.ModuleList([self.convs[0]])
+
+            class StackedInForward(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.layers = [nn.Linear(8, 8), nn.Linear(8, 8)]  # <- TL601
+
+                def forward(self, x):
+                    return nn.Sequential(*self.layers)(x)
+        """,
+    },
     # A loop over a literal list of settings runs one configuration per iteration (a timing on each
     # device, a learning-rate sweep): the optimizer built in it belongs to that run. A loop over
     # epochs that builds it again resets its state every epoch.

@@ -44,6 +44,34 @@ def module_constructor(facts: FileFacts, value: ast.AST) -> Optional[str]:
 
 
 
+def registered_through_a_container(facts: FileFacts, cls: str) -> set:
+    """Attributes of ``cls`` whose whole contents the class also keeps in a module container
+    (``self.net = nn.ModuleList(list(self.convs.values()))``, ``self.body = nn.Sequential(*self.blocks)``):
+    their layers are registered through it. (One element handed on, ``self.convs[0]``, registers
+    only that one: not counted.)"""
+    names = set()
+    for values in facts.class_attributes.get(cls, {}).values():
+        for value in values:
+            if module_constructor(facts, value) == "wrapper":
+                names.update(name for name in (dotted(_whole_contents(arg)) for arg in value.args) if name)
+    return names
+
+
+def _whole_contents(node: ast.AST) -> ast.AST:
+    """The container an argument passes on whole: ``blocks`` for ``*blocks``, ``list(blocks)``,
+    ``blocks.values()``."""
+    while True:
+        if isinstance(node, ast.Starred):
+            node = node.value
+        elif isinstance(node, ast.Call) and dotted(node.func) in ("list", "tuple") and len(node.args) == 1:
+            node = node.args[0]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "values" \
+                and not node.args:
+            node = node.func.value
+        else:
+            return node
+
+
 # torch.nn layers with no parameters, no buffers and no train/eval behaviour: a plain container
 # of these hides nothing (Dropout and the norms are not here: eval() must reach them)
 _STATELESS_LAYERS = {
