@@ -2,7 +2,7 @@
 # Materialise the GitHub part of the real-code corpus (repos.txt) from local snapshots: the
 # Python sources, notebooks and pyproject.toml files of each repository at its pinned commit, in DEST/<owner>+<name>/.
 # Snapshots are git directories brought in with the search tool's `fetch`
-# (MIRROR/<owner>+<name>/repo; MIRROR defaults to /work/.mirror). Nothing here is committed.
+# (MIRROR/<owner>+<name>/repo, bare or a work tree with .git; MIRROR defaults to /work/.mirror). Nothing here is committed.
 # Usage: materialise.sh DEST [MIRROR]      (idempotent: repositories already there are skipped)
 set -euo pipefail
 dest=${1:?usage: materialise.sh DEST [MIRROR]}
@@ -13,6 +13,7 @@ grep -v '^\s*#' "$here/repos.txt" | grep -v '^\s*$' | while read -r repo commit 
   out="$dest/${repo/\//+}"
   [ -d "$out" ] && continue
   git_dir="$mirror/${repo/\//+}/repo"
+  [ -d "$git_dir/.git" ] && git_dir="$git_dir/.git"  # some snapshots come as a work tree
   if ! git --git-dir="$git_dir" cat-file -e "$commit^{commit}" 2>/dev/null; then
     echo "materialise.sh: no snapshot of $repo at $commit in $mirror (fetch it first)" >&2; continue
   fi
