@@ -93,6 +93,8 @@ def _is_loss(layer: str) -> bool:
     behaviour; a class-weight buffer `.to()` left behind fails loudly. Not the adaptive softmax,
     which has weights."""
     return layer.endswith("Loss") and layer != "AdaptiveLogSoftmaxWithLoss"
+
+
 # data transforms: no parameters and no train/eval behaviour; a buffer of theirs (a resampling
 # kernel, a mel filterbank) that `.to()` left behind fails loudly on the first call, not silently
 _DATA_TRANSFORMS = ("torchaudio.transforms.", "torchvision.transforms.")
