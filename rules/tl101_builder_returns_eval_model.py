@@ -20,7 +20,8 @@ class BuilderReturnsEvalModel(Rule):
     (`requires_grad_(False)`) or build a teacher, reference or EMA copy (meant for inference), and
     builders whose every caller in the linted tree either does not train, calls `.train()` or hands
     the model on to code trainlint cannot follow (`return MusicGen(name, compression_model, lm)`):
-    the warning is for builders whose callers are all outside the linted tree.
+    the warning is for builders whose callers are all outside the linted tree. Nor files that use
+    TensorFlow and not torch, where `tensor.eval()` computes a value.
 
     Fix: `return model`, and let the training loop call `model.train()`.
     """

@@ -3,7 +3,7 @@ from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import under_no_grad
 from trainlint.semantics.modes import (
     chosen_by_a_test, holds_module, is_trained_module, mode_makes_no_difference, passes, stepped_modules,
-    trains_in_that_mode,
+    switched_back_to_train_within_the_turn, trains_in_that_mode,
 )
 from trainlint.semantics.prerequisites import EVAL_MODE, TRAINING
 
@@ -22,9 +22,11 @@ class EvalModeNeverRestored(Rule):
     through a container: `for m in modules: m.train()`), `.train()` at the top of the epoch or
     batch loop, a training helper that sets eval mode itself before it trains (linear probing on
     frozen features), a mode chosen by a test before training (`if finetune: model.train()` /
-    `else: model.eval()`, as `model.train(finetune)` chooses it), eval-mode copies that are not trained (teacher, EMA, reference models), and loops
-    whose `backward()` trains nothing (no optimizer in sight: gradients read as pruning scores or
-    saliency maps).
+    `else: model.eval()`, as `model.train(finetune)` chooses it), a module switched back to train
+    mode and trained again later in the same turn (a GAN discriminator in eval mode for the
+    generator's loss, in train mode for its own), eval-mode copies that are not trained (teacher,
+    EMA, reference models), and loops whose `backward()` trains nothing (no optimizer in sight:
+    gradients read as pruning scores or saliency maps).
 
     Severity: error; info when the model is built in sight from layers that compute the same in
     both modes (no dropout, no batch norm): the mode is wrong, but changes nothing until such a
@@ -186,7 +188,9 @@ class EvalModeNeverRestored(Rule):
                 if not fn.owns(loop) or not is_trained_module(fn, switch.target, loop) \
                         or trains_in_that_mode(switch, events) or chosen_by_a_test(switch, events):
                     continue
-                if not self.restored_before_backward(fn, switch, [e for e in events if e.in_loop(loop)]):
+                iteration = [e for e in events if e.in_loop(loop)]
+                if not self.restored_before_backward(fn, switch, iteration) \
+                        and not switched_back_to_train_within_the_turn(switch, iteration):
                     via = f" (in {switch.via[0]}())" if switch.via else ""
                     message = (f"'{switch.written}' is switched to eval mode here{via} and no .train() runs before "
                                f"the next backward() in this loop: later epochs train in eval mode")

@@ -2,7 +2,7 @@ import ast
 
 from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
-from trainlint.semantics.dataflow import computed_without_grad
+from trainlint.semantics.dataflow import computed_without_grad, target_beside_its_prediction
 from trainlint.semantics.modes import stepped_modules, trained_modules
 from trainlint.semantics.syntax import calls_in, dotted
 from trainlint.semantics.prerequisites import BACKWARD, NO_GRAD
@@ -19,9 +19,10 @@ class TrainingForwardWithoutGrad(Rule):
     head), `backward()` runs without error and the model's main term silently never trains.
 
     Not flagged: frozen teachers, targets and EMA models computed under `no_grad` (their outputs
-    are meant to be constants), a model that another optimizer trains (a GAN discriminator's
-    features of real data as the generator's feature-matching target), and validation forwards
-    whose outputs do not reach `backward()`.
+    are meant to be constants), the trained model's own output under `no_grad` given as the target
+    of its prediction with grad (`consistency(model(x_strong), y_weak)`: UDA, FixMatch), a model
+    that another optimizer trains (a GAN discriminator's features of real data as the generator's
+    feature-matching target), and validation forwards whose outputs do not reach `backward()`.
 
     Fix: run the trained model's forward outside the `no_grad` block.
     """
@@ -85,7 +86,7 @@ class TrainingForwardWithoutGrad(Rule):
                 step = next((s for s in fn.events_of(Kind.OPT_STEP) if s.order > backward.order), None)
                 updated = (stepped_modules(fn, step) if step is not None else None) or trained
                 forwards = [c for c in calls_in(value) if dotted(c.func) in updated]
-                if forwards:
+                if forwards and not target_beside_its_prediction(fn, loss, value, set(updated)):
                     yield Report(value if isinstance(value, ast.expr) else forwards[0],
                                  f"{dotted(forwards[0].func)}(...) runs under no_grad here, and its output reaches "
                                  f"backward() at line {backward.line}: this part of the loss trains nothing")

@@ -25,7 +25,8 @@ class LossTensorAccumulated(Rule):
     `backward()` that records gradients (validation without `no_grad`): the activations stay
     alive; warning when it is appended after `backward()` freed them (only the graph's nodes leak).
 
-    Not flagged: `total += loss.item()` / `loss.detach()`, sums that are themselves backpropagated
+    Not flagged: `total += loss.item()` / `loss.detach()`, criteria collected in a list
+    (`losses.append(LpLoss(d=2))`: objects, not loss tensors), sums that are themselves backpropagated
     (`total = total + loss_i; total.backward()`, also through a name: `meta_loss = total / n;
     meta_loss.backward()`), accumulators created, reset or drained
     (`queue.pop(0)`) inside the loop (`running_loss = 0` after each optimizer step keeps only one

@@ -22,8 +22,8 @@ class SchedulerStepNotAligned(Rule):
     once per epoch outside the batch loop (see TL402), and steps given a value
     (`scheduler.step(val_loss)` of a plateau scheduler, `scheduler.step(epoch)`): they do not
     advance by the number of calls; and schedules stepped every micro-batch whose length counts
-    micro-batches (`total = len(loader) * epochs`, with no accumulation factor in it): they keep
-    pace with training however often the optimizer steps.
+    micro-batches (`total = len(loader) * epochs`, `num_images // batch_size * epochs`, with no
+    accumulation factor in it): they keep pace with training however often the optimizer steps.
 
     Fix: step the scheduler (and update the EMA) right after `optimizer.step()`, in the same branch
     (`--fix --unsafe-fixes` moves it there).

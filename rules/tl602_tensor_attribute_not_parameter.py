@@ -1,7 +1,7 @@
 import ast
 
 from trainlint.rule import Fix, Report, Rule
-from trainlint.semantics.modules import module_classes, torch_nn_prefix
+from trainlint.semantics.modules import kept_out_of_parameters_on_purpose, module_classes, torch_nn_prefix
 from trainlint.semantics.syntax import dotted, last_part
 from trainlint.semantics.prerequisites import MODULE_CLASS, TENSOR_ATTRIBUTE
 
@@ -20,9 +20,11 @@ class TensorAttributeNotParameter(Rule):
     Not flagged: tensors later wrapped (`self.w = nn.Parameter(self.w)`) or registered with
     `register_parameter`, buffers (`register_buffer`), and tensors without `requires_grad`
     (`Variable(t)` alone does not require grad: decoder states set per forward, class weights),
-    tensors made in `forward` (per-call state cached on the module, not a weight), and tensors the
-    class updates itself from their gradient (it reads `self.delta.grad`: an adversarial
-    perturbation, an optimised input).
+    tensors made in `forward` (per-call state cached on the module, not a weight), tensors whose
+    gradient the class uses itself (it reads `self.delta.grad`: an adversarial perturbation; it
+    calls `autograd.grad(loss, [self.scale])`: IRM's penalty), and tensors the class hands out
+    through a method named for parameters (DARTS' `arch_parameters()`, trained by an optimizer of
+    their own).
 
     Fix: `self.scale = nn.Parameter(torch.ones(1))`.
     """
@@ -107,7 +109,7 @@ class TensorAttributeNotParameter(Rule):
                 # a tensor made in forward is per-call state (a cached input or output), not a weight
                 weights = [v for v in values
                            if _trainable_tensor(facts, v) and not any(_within(v, m) for m in per_call)]
-                if weights and not _updated_from_its_gradient(methods, name):
+                if weights and not kept_out_of_parameters_on_purpose(facts, cls, methods, name):
                     for value in weights:
                         prefix = torch_nn_prefix(facts)
                         fix = Fix("wrap in nn.Parameter", value, wrap=(f"{prefix}.Parameter(", ")"),
@@ -115,13 +117,6 @@ class TensorAttributeNotParameter(Rule):
                         yield Report(value, f"'{name}' requires grad but is a plain tensor attribute: parameters() "
                                             f"and the optimizer never see it, state_dict() never saves it; use "
                                             f"nn.Parameter", fix=fix)
-
-
-def _updated_from_its_gradient(methods, name: str) -> bool:
-    """The class reads ``self.x.grad``: it updates the tensor itself from its gradient (an
-    adversarial perturbation, an optimised input), on purpose outside ``parameters()``."""
-    return any(isinstance(node, ast.Attribute) and node.attr == "grad" and dotted(node.value) == name
-               for method in methods for node in ast.walk(method.node))
 
 
 def _within(node, function) -> bool:

@@ -2140,6 +2140,260 @@ CASES = {
                         optimizer.zero_grad()
         """,
     },
+    # A container module built with the model and then moved (`SelfTuning(q, k).to(device)`) holds
+    # it: the training helper's `selftuning.train()` switches it back after validation.
+    "container-built-then-moved-holds-the-model": {
+        "fit.py": """
+            import torch
+
+            def validate(loader, model):
+                model.eval()
+                with torch.no_grad():
+                    return sum(model(x).sum().item() for x in loader)
+
+            def train_one_epoch(loader, wrapper, optimizer):
+                wrapper.train()
+                for x in loader:
+                    optimizer.zero_grad()
+                    wrapper(x).mean().backward()
+                    optimizer.step()
+
+            def main(loader, val_loader, backbone, device, epochs):
+                query = Classifier(backbone).to(device)
+                wrapper = MomentumPair(query, Classifier(backbone)).to(device)
+                optimizer = torch.optim.SGD(query.parameters(), 0.1)
+                for epoch in range(epochs):
+                    train_one_epoch(loader, wrapper, optimizer)
+                    validate(val_loader, query)
+
+            def main_unwrapped(loader, val_loader, backbone, device, epochs):
+                query = Classifier(backbone).to(device)
+                other = MomentumPair(Classifier(backbone), Classifier(backbone)).to(device)
+                optimizer = torch.optim.SGD(query.parameters(), 0.1)
+                for epoch in range(epochs):
+                    train_one_epoch(loader, other, optimizer)
+                    for x in loader:
+                        optimizer.zero_grad()
+                        query(x).mean().backward()
+                        optimizer.step()
+                    validate(val_loader, query)  # <- TL102
+        """,
+    },
+    # A discriminator switched to eval mode for the generator's adversarial loss and back to train
+    # mode before its own loss, in every turn, is in the mode each loss chose; a `.train()` after
+    # the turn's last backward() restores nothing in time.
+    "eval-phase-within-each-step": {
+        "adapt.py": """
+            import torch
+
+            def train(source, target, model, disc, criterion, optimizer, optimizer_d, iters):
+                model.train()
+                for i in range(iters):
+                    x_s, y_s = next(source)
+                    x_t = next(target)
+                    optimizer.zero_grad()
+                    optimizer_d.zero_grad()
+                    disc.eval()
+                    pred_s = model(x_s)
+                    criterion(pred_s, y_s).backward()
+                    pred_t = model(x_t)
+                    disc(pred_t, "source").backward()
+                    disc.train()
+                    (disc(pred_s.detach(), "source") + disc(pred_t.detach(), "target")).backward()
+                    optimizer.step()
+                    optimizer_d.step()
+
+            def fit(model, loader, val_loader, optimizer, epochs):
+                model.train()
+                for epoch in range(epochs):
+                    model.eval()  # <- TL102
+                    with torch.no_grad():
+                        for x in val_loader:
+                            model(x)
+                    for x, y in loader:
+                        optimizer.zero_grad()
+                        torch.nn.functional.mse_loss(model(x), y).backward()
+                        optimizer.step()
+                    model.train()
+        """,
+    },
+    # A schedule whose length is the dataset's size in batches (`num_images // batch_size *
+    # epochs`) counts micro-batches as `len(loader)` does; divided by the accumulation too, it
+    # counts optimizer steps and runs k times too fast when stepped every micro-batch.
+    "schedule-length-from-dataset-size-over-batch-size": {
+        "train.py": """
+            import torch
+
+            def run(cfg, model, loader, world_size):
+                opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+                cfg.total_batch_size = cfg.batch_size * world_size
+                cfg.total_step = cfg.num_image // cfg.total_batch_size * cfg.num_epoch
+                scheduler = torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=cfg.total_step)
+                step = 0
+                for epoch in range(cfg.num_epoch):
+                    for x, y in loader:
+                        step += 1
+                        loss = torch.nn.functional.cross_entropy(model(x), y) / cfg.accum
+                        loss.backward()
+                        if step % cfg.accum == 0:
+                            opt.step()
+                            opt.zero_grad()
+                        scheduler.step()
+
+            def run_counting_updates(cfg, model, loader, world_size):
+                opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+                updates = cfg.num_image // (cfg.batch_size * world_size * cfg.accum) * cfg.num_epoch
+                scheduler = torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=updates)
+                step = 0
+                for epoch in range(cfg.num_epoch):
+                    for x, y in loader:
+                        step += 1
+                        loss = torch.nn.functional.cross_entropy(model(x), y) / cfg.accum
+                        loss.backward()
+                        if step % cfg.accum == 0:
+                            opt.step()
+                            opt.zero_grad()
+                        scheduler.step()  # <- TL401
+        """,
+    },
+    # In a file that uses TensorFlow and not torch, `x.eval()` computes a tensor's value: a helper
+    # returning it returns a number, not a model in eval mode.
+    "tensorflow-eval-computes-a-value": {
+        "tfnet.py": """
+            import numpy as np
+            import tensorflow as tf
+
+            class Network:
+                def get_var(self, name):
+                    return self.find_var(name).eval()
+
+                def get_output(self, feed):
+                    out = self.output
+                    out.eval()
+                    return out
+        """,
+        "torchnet.py": """
+            import torch
+
+            def get_model(path):
+                return torch.load(path).eval()  # <- TL101
+        """,
+        "train.py": """
+            from torchnet import get_model
+
+            def train(path, loader):
+                model = get_model(path)
+                opt = torch.optim.SGD(model.parameters(), 0.1)
+                for x in loader:
+                    opt.zero_grad()
+                    model(x).sum().backward()
+                    opt.step()
+        """,
+    },
+    # A criterion object (`LpLoss(d=2)`, `nn.MSELoss()`) is not a loss tensor: a list of criteria
+    # keeps no graph; a list of the losses they return, with no backward(), keeps every graph.
+    "criteria-collected-in-a-list": {
+        "train.py": """
+            import torch
+            from losses import LpLoss, H1Loss
+
+            l2loss = LpLoss(d=2, p=2)
+            h1loss = H1Loss(d=2)
+            mse = torch.nn.MSELoss()
+            losses = []
+            for name in ["l2", "h1", "mse"]:
+                if name == "l2":
+                    losses.append(l2loss)
+                elif name == "h1":
+                    losses.append(h1loss)
+                else:
+                    losses.append(mse)
+
+            model = torch.nn.Linear(4, 1)
+            errors = []
+            for x, y in torch.utils.data.DataLoader(dataset, batch_size=8):
+                err = mse(model(x), y)
+                errors.append(err)  # <- TL303
+        """,
+    },
+    # A tensor the class hands out through a method named for parameters (DARTS' architecture
+    # weights, given to an optimizer of their own) or differentiates with respect to itself (IRM's
+    # dummy multiplier) is kept out of parameters() on purpose; a getter that returns it is no
+    # such sign.
+    "tensor-kept-out-of-parameters-on-purpose": {
+        "search.py": """
+            import torch
+            import torch.nn as nn
+            from torch import autograd
+            from torch.autograd import Variable
+            import torch.nn.functional as F
+
+            class SearchNetwork(nn.Module):
+                def __init__(self, k, ops):
+                    super().__init__()
+                    self.alphas_normal = Variable(1e-3 * torch.randn(k, ops), requires_grad=True)
+                    self.alphas_reduce = Variable(1e-3 * torch.randn(k, ops), requires_grad=True)
+                    self._arch_parameters = [self.alphas_normal, self.alphas_reduce]
+
+                def arch_parameters(self):
+                    return self._arch_parameters
+
+            class InvariancePenalty(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.scale = torch.tensor(1.).requires_grad_()
+
+                def forward(self, y, labels):
+                    loss = F.cross_entropy(y * self.scale, labels)
+                    grad = autograd.grad(loss, [self.scale], create_graph=True)[0]
+                    return torch.sum(grad ** 2)
+
+            class Gate(nn.Module):
+                def __init__(self, width):
+                    super().__init__()
+                    self.gate = torch.zeros(width, requires_grad=True)  # <- TL602
+
+                def current_gate(self):
+                    return self.gate
+
+                def forward(self, x):
+                    return x * torch.sigmoid(self.gate)
+        """,
+    },
+    # The trained model's own output under no_grad, given as the target of its prediction with
+    # grad (UDA's, FixMatch's consistency), is constant on purpose; given to the criterion beside
+    # the labels, it is the forward that trains nothing.
+    "no-grad-target-of-the-models-own-prediction": {
+        "ssl.py": """
+            import torch
+            import torch.nn.functional as F
+
+            def train(model, labeled, unlabeled, consistency, iters):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.03)
+                for i in range(iters):
+                    x_l, y_l = next(labeled)
+                    x_weak, x_strong = next(unlabeled)
+                    optimizer.zero_grad()
+                    F.cross_entropy(model(x_l), y_l).backward()
+                    with torch.no_grad():
+                        y_weak = model(x_weak)
+                    y_strong = model(x_strong)
+                    con_loss = 0.5 * consistency(y_strong, y_weak)
+                    con_loss.backward()
+                    optimizer.step()
+
+            def train_broken(model, labeled, iters):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.03)
+                for i in range(iters):
+                    x_l, y_l = next(labeled)
+                    optimizer.zero_grad()
+                    with torch.no_grad():
+                        logits = model(x_l)  # <- TL103
+                    loss = F.cross_entropy(logits, y_l) + 1e-4 * sum(p.pow(2).sum() for p in model.parameters())
+                    loss.backward()
+                    optimizer.step()
+        """,
+    },
 }
 
 

@@ -370,6 +370,8 @@ def _classify_call(fn: FunctionFacts, call: ast.Call, frames: tuple, order: tupl
         if method == "manual_backward" and call.args:
             return [event(Kind.BACKWARD, root_name(call.args[0]), {"loss": call.args[0], "framework": "lightning"})]
         if method in ("eval", "train", "requires_grad_"):
+            if method == "eval" and fn.file.evaluates_graph_tensors():
+                return []  # TensorFlow's `tensor.eval()`: a value computed, no mode switched
             return _mode(call, method, receiver, event)
         if method == "zero_" and name and (name.endswith(".grad") or name.endswith(".grad.data")):
             # `w.grad.zero_()`: gradients of a plain tensor cleared by hand

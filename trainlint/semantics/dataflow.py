@@ -76,6 +76,13 @@ def backpropagated(fn: FunctionFacts) -> set:
     return sources_of(fn, losses)
 
 
+def _unpacked(value):
+    """The expression an element of a tuple unpacking comes from (``x`` of ``(x, y), z = batch``)."""
+    while isinstance(value, Unpacked):
+        value = value.value
+    return value
+
+
 def sources_of(fn: FunctionFacts, names: set, values_only: bool = False) -> set:
     """``names`` and the names their values are computed from in ``fn``, transitively (with
     ``values_only``, as ``names_in`` reads them)."""
@@ -83,9 +90,7 @@ def sources_of(fn: FunctionFacts, names: set, values_only: bool = False) -> set:
     frontier = list(reached)
     while frontier:
         for value in fn.assignments.get(frontier.pop(), ()):
-            while isinstance(value, Unpacked):
-                value = value.value
-            for name in names_in(value, values_only):
+            for name in names_in(_unpacked(value), values_only):
                 if name not in reached:
                     reached.add(name)
                     frontier.append(name)
@@ -202,6 +207,29 @@ def computed_without_grad(fn: FunctionFacts, expr: ast.AST, line: int, depth: in
                 return found
     return None
 
+
+
+def target_beside_its_prediction(fn: FunctionFacts, loss: ast.AST, no_grad_value: ast.AST, modules: set) -> bool:
+    """Whether a value computed under no_grad meets, as an argument of one call on the way to
+    ``loss``, a forward of the same ``modules`` computed with grad (``consistency(model(x_strong),
+    y_weak)`` with ``y_weak = model(x_weak)`` under no_grad): a target held constant on purpose
+    (UDA, FixMatch, self-distillation); the loss still trains the model through the prediction."""
+    targets = {name for name, values in fn.assignments.items() if any(v is no_grad_value for v in values)}
+    expressions = [loss] + [_unpacked(v) for name in sources_of(fn, names_in(loss))
+                            for v in fn.assignments.get(name, ())]
+    for call in (c for expression in expressions for c in calls_in(expression)):
+        arguments = list(call.args) + [k.value for k in call.keywords]
+        reaching = [sources_of(fn, names_in(argument)) & targets for argument in arguments]
+        if any(reaching) and any(not reached and _forward_with_grad(fn, argument, modules)
+                                 for argument, reached in zip(arguments, reaching)):
+            return True
+    return False
+
+
+def _forward_with_grad(fn: FunctionFacts, expr: ast.AST, modules: set) -> bool:
+    values = [expr] + [_unpacked(v) for name in sources_of(fn, names_in(expr)) for v in fn.assignments.get(name, ())
+                       if id(v) not in fn.no_grad_values]
+    return any(dotted(call.func) in modules for value in values for call in calls_in(value))
 
 
 _EPS_WORDS = {"eps", "epsilon", "smooth", "tiny", "delta"}
@@ -451,8 +479,8 @@ _NO_GRAD = {"no_grad", "inference_mode"}
 
 def holds_loss(fn: FunctionFacts, name: str, line: int, depth: int = 0) -> bool:
     """Whether ``name`` holds, at ``line``, the result of a criterion (``criterion(out, y)``,
-    ``F.cross_entropy(...)``, an ``nn.*Loss`` instance, ``model(**batch).loss``) or an
-    arithmetic combination of such results."""
+    ``F.cross_entropy(...)``, a call of an ``nn.*Loss`` instance, ``model(**batch).loss``) or an
+    arithmetic combination of such results; not the criterion itself (``l2loss = LpLoss(d=2)``)."""
     value = binding_before(fn, name, line)
     return value is not None and _is_loss_expression(fn, value, line, depth)
 
@@ -470,6 +498,8 @@ def _is_loss_expression(fn: FunctionFacts, value: ast.AST, line: int, depth: int
         return False
     callee = dotted(value.func) or ""
     leaf = last_part(fn.file.qualify(callee))
+    if leaf[:1].isupper():
+        return False  # `LpLoss(d=2)`, `nn.CrossEntropyLoss()`: builds a criterion; calling it gives a loss
     if leaf in _LOSS_FUNCTIONS or leaf.endswith("_loss") or set(name_words(callee)) & _LOSS_WORDS:
         return True
     built = constructor_of(fn, callee) if callee else None

@@ -307,6 +307,12 @@ class FileFacts:
             fn.__dict__.clear()
         self.__dict__.clear()
 
+    def evaluates_graph_tensors(self) -> bool:
+        """The file imports TensorFlow (or Theano) and not torch: there ``x.eval()`` computes a
+        tensor's value (TF1's ``Tensor.eval()``), it switches no module to eval mode."""
+        roots = {qualified.split(".")[0] for qualified in self.imports.values()}
+        return bool(roots & {"tensorflow", "theano"}) and "torch" not in roots
+
     def qualify(self, name: str) -> str:
         """Resolve the first component of a dotted name through imports."""
         if not name:

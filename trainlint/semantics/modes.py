@@ -121,14 +121,27 @@ def chosen_by_a_test(switch: Event, events: List[Event]) -> bool:
                and exclusive(e, switch) for e in events)
 
 
+def switched_back_to_train_within_the_turn(switch: Event, iteration: List[Event]) -> bool:
+    """Later in the same turn of the loop the module is set back to train mode and trained again
+    (``dann.eval()`` for the generator's adversarial loss, then ``dann.train()`` before the
+    discriminator's own loss): eval mode is a phase of every step, chosen on purpose, not a mode
+    left over from evaluation. (A ``.train()`` with no backward() after it in the turn restores
+    nothing in time: the next turn trains in eval mode again.)"""
+    later = [e for e in iteration if e.order > switch.order and not exclusive(e, switch)]
+    restored = [e.order for e in later if e.kind == Kind.MODE and e.detail["mode"] == "train"
+                and e.target == switch.target]
+    return bool(restored) and any(e.kind == Kind.BACKWARD and e.order > restored[0] for e in later)
+
+
 def holds_module(fn: FunctionFacts, container: Optional[str], module: Optional[str]) -> bool:
     """Whether ``container`` holds ``module`` in ``fn``: built with it (``nn.ModuleList([model_s,
-    head])``, ``DDP(model)``, an element of ``deepspeed.initialize(model=model)``'s result) or
-    given it (``module_list.append(model_s)``, an accumulate event), so a switch of every module of
-    the container switches it too."""
+    head])``, ``DDP(model)``, ``SelfTuning(model_q, model_k).to(device)``, an element of
+    ``deepspeed.initialize(model=model)``'s result) or given it (``module_list.append(model_s)``,
+    an accumulate event), so a switch of every module of the container switches it too."""
     if not container or not module:
         return False
-    calls = [value.value if isinstance(value, Unpacked) else value for value in fn.assignments.get(container, ())]
+    calls = [receiver(value.value if isinstance(value, Unpacked) else value)
+             for value in fn.assignments.get(container, ())]
     built = [argument for call in calls if isinstance(call, ast.Call)
              for argument in list(call.args) + [keyword.value for keyword in call.keywords]]
     given = [event.detail["value"] for event in fn.events_of(Kind.ACCUMULATE) if event.target == container]
@@ -157,7 +170,10 @@ def is_builder(fn: FunctionFacts) -> bool:
 def returned_eval_model(fn: FunctionFacts) -> Optional[ast.AST]:
     """The node that leaves the returned model in eval mode: ``return model.eval()``, or the last
     ``model.eval()`` before ``return model``. None when the model is also frozen (a teacher/EMA
-    copy is meant for inference) or returned in train mode."""
+    copy is meant for inference) or returned in train mode, and in a file where ``.eval()``
+    evaluates TensorFlow tensors."""
+    if fn.file.evaluates_graph_tensors():
+        return None
     own = fn.own_events
     for ret in fn.returns:
         value = ret.value

@@ -5,7 +5,7 @@ import ast
 from typing import Optional
 
 from .model import FileFacts
-from .syntax import dotted, last_part
+from .syntax import dotted, last_part, name_words
 
 _WRAPPERS = {"ModuleList", "ModuleDict", "Sequential", "ParameterList", "ParameterDict"}
 
@@ -42,6 +42,38 @@ def module_constructor(facts: FileFacts, value: ast.AST) -> Optional[str]:
         return "layer"
     return "layer" if callee in module_classes_cached(facts) else None
 
+
+
+def kept_out_of_parameters_on_purpose(facts: FileFacts, cls: str, methods: list, attribute: str) -> bool:
+    """Whether the module class keeps the tensor ``attribute`` out of ``parameters()`` on purpose:
+    it uses the tensor's gradient itself (reads ``self.x.grad``: an adversarial perturbation, an
+    optimised input; or differentiates with respect to it, ``autograd.grad(loss, [self.scale])``:
+    IRM's dummy multiplier), or it hands the tensor out through a method named for parameters
+    (DARTS' ``arch_parameters()``, given to an optimizer of its own so that the weights' optimizer
+    leaves it alone)."""
+    nodes = [node for method in methods for node in ast.walk(method.node)]
+    if any(isinstance(node, ast.Attribute) and node.attr == "grad" and dotted(node.value) == attribute
+           or isinstance(node, ast.Call) and _differentiates_with_respect_to(facts, node, attribute) for node in nodes):
+        return True
+    holders = {attribute} | {name for name, values in facts.class_attributes.get(cls, {}).items()
+                             if any(isinstance(v, (ast.List, ast.Tuple)) and attribute in map(dotted, v.elts)
+                                    for v in values)}
+    return any(isinstance(node, ast.Return) and node.value is not None and holders & _returned_names(node.value)
+               for method in methods if {"parameters", "params", "param"} & set(name_words(method.name))
+               for node in ast.walk(method.node))
+
+
+def _differentiates_with_respect_to(facts: FileFacts, call: ast.Call, attribute: str) -> bool:
+    if facts.qualify(dotted(call.func) or "") != "torch.autograd.grad":
+        return False
+    inputs = call.args[1:2] + [k.value for k in call.keywords if k.arg == "inputs"]
+    return any(attribute == dotted(node) for value in inputs for node in ast.walk(value))
+
+
+def _returned_names(value: ast.AST) -> set:
+    """``self.x`` for ``return self.x``; every element's name for ``return [self.a, self.b]``."""
+    elements = value.elts if isinstance(value, (ast.List, ast.Tuple)) else [value]
+    return {dotted(element) for element in elements} - {None}
 
 
 def registered_through_a_container(facts: FileFacts, cls: str) -> set:

@@ -102,8 +102,9 @@ def length_counts_micro_batches(fn: FunctionFacts, scheduler: str, boundary: Lis
     """Whether the schedule's length counts micro-batches (``len(loader) * epochs``), not optimizer
     steps: stepped every micro-batch, it then keeps pace with training however often the optimizer
     steps. Judged from the calls that built it, in ``fn`` or handed in by its callers in this file:
-    the length (for a helper that builds the scheduler, every argument) reaches a ``len()`` and
-    nothing that counts the accumulation (its words, or a name of the boundary's test)."""
+    the length (for a helper that builds the scheduler, every argument) reaches a ``len()`` or a
+    division by a batch size, and nothing that counts the accumulation (its words, or a name of the
+    boundary's test)."""
     counters = loop_targets(loop) | {modulus_counter(g) for g in boundary}
     accumulation = {name for g in boundary for name in names_in(g.test)} - counters
     values = fn.all_bindings(scheduler)
@@ -128,7 +129,15 @@ def _counts_micro_batches(fn: FunctionFacts, length: List[ast.AST], accumulation
     values = length + [v.value if isinstance(v, Unpacked) else v for name in names for v in fn.assignments.get(name, ())]
     if names & accumulation or any(is_accumulation_count(v) for v in values):
         return False
-    return any("len" in called_names(v) for v in values)
+    return any("len" in called_names(v) or _divided_by_a_batch_size(v) for v in values)
+
+
+def _divided_by_a_batch_size(expr: ast.AST) -> bool:
+    """``num_images // batch_size * epochs``: a dataset's size in batches, as ``len(loader)`` counts
+    them (a batch size that holds the accumulation factor is caught by the caller's test)."""
+    return any(isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv))
+               and any({"batch", "size"} <= set(name_words(name)) for name in names_in(node.right))
+               for node in ast.walk(expr))
 
 
 def stepped_to_a_given_value(event) -> bool:
