@@ -109,7 +109,7 @@ class OptimizerBoundToStaleModel(Rule):
                     if stale is not None:
                         yield Report(stale, f"'{model}' is rebound to a new module here, after the optimizer at line "
                                             f"{built.call.lineno} took the old one's parameters: step() at line "
-                                            f"{step.line} updates parameters nothing uses")
+                                            f"{step.line} updates the old module's parameters, never the new one's")
                         break
 
 
