@@ -24,7 +24,9 @@ class AccumulationWithoutLossDivision(Rule):
     `accelerator.backward` (accelerate divides by its accumulation steps) and Fabric; DeepSpeed
     engines and Lightning automatic optimisation (the framework accumulates); a window sized to a
     nominal batch (`accumulate = nominal_batch_size // batch_size`, YOLO's design, where the loss
-    is a per-sample sum meant to add up over the window).
+    is a per-sample sum meant to add up over the window; or Darknet's, a nominal batch split into
+    the window's micro-batches, `batch_size=cfg.batch // cfg.subdivisions`, with the learning rate
+    divided by it, `lr=base / cfg.batch`).
 
     Fix: divide the loss by the number of micro-batches in the window before backward()
     (`loss = loss / accum_steps`), or by the window's token count when the loss is a sum.

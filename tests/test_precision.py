@@ -2394,6 +2394,43 @@ CASES = {
                     optimizer.step()
         """,
     },
+    # Darknet's convention: a nominal batch split into the window's micro-batches and a learning
+    # rate divided by that batch make the sum over the window the update the rate was set for; the
+    # same split with the rate not divided is k times the update.
+    "learning-rate-divided-by-the-split-batch": {
+        "train.py": """
+            import torch
+
+            def train(model, cfg, dataset, criterion):
+                loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch // cfg.subdivisions)
+                if cfg.optimizer == "adam":
+                    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate / cfg.batch)
+                else:
+                    optimizer = torch.optim.SGD(model.parameters(), cfg.learning_rate / cfg.batch, momentum=0.9)
+                global_step = 0
+                for epoch in range(cfg.epochs):
+                    for images, boxes in loader:
+                        global_step += 1
+                        loss = criterion(model(images), boxes)
+                        loss.backward()
+                        if global_step % cfg.subdivisions == 0:
+                            optimizer.step()
+                            model.zero_grad()
+
+            def train_at_the_base_rate(model, cfg, dataset, criterion):
+                loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch // cfg.subdivisions)
+                optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+                global_step = 0
+                for epoch in range(cfg.epochs):
+                    for images, boxes in loader:
+                        global_step += 1
+                        loss = criterion(model(images), boxes)
+                        loss.backward()  # <- TL209
+                        if global_step % cfg.subdivisions == 0:
+                            optimizer.step()
+                            model.zero_grad()
+        """,
+    },
 }
 
 

@@ -309,7 +309,10 @@ def sized_to_nominal_batch(fn: FunctionFacts, window: Window) -> bool:
     """Whether the window's length is computed from batch sizes (``accumulate = nbs / batch_size``,
     YOLO's nominal batch): the window then always holds the same number of samples, and a loss
     that is a per-sample sum (``loss.sum() * batch_size``) is meant to add up over it; from the
-    training loop alone trainlint cannot tell a sum from a mean."""
+    training loop alone trainlint cannot tell a sum from a mean. Also Darknet's form of it, where
+    the nominal batch is split by the window's count (``batch_size=cfg.batch // cfg.subdivisions``)
+    and the learning rate is divided by the nominal batch (``lr=base / cfg.batch``): the sum over
+    the window is the update that rate was set for."""
     for name in names_in(window.count):
         if not is_accumulation_count(ast.Name(id=name, ctx=ast.Load())):
             continue
@@ -318,4 +321,19 @@ def sized_to_nominal_batch(fn: FunctionFacts, window: Window) -> bool:
                 if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv)) and any(
                         set(name_words(n)) & _BATCH_SIZE_WORDS for n in names_in(node)):
                     return True
-    return False
+    return _rate_divided_by_the_split_batch(fn, window)
+
+
+def _rate_divided_by_the_split_batch(fn: FunctionFacts, window: Window) -> bool:
+    counts = names_in(window.count)
+    nominal = {dotted(node.left) for node in ast.walk(fn.node) if _division(node) and dotted(node.right) in counts
+               and set(name_words(dotted(node.left) or "")) & _BATCH_SIZE_WORDS}
+    built = constructor_of(fn, window.step.target) if nominal else None
+    if built is None:
+        return False
+    rate = [k.value for k in built.call.keywords if k.arg == "lr"] + list(built.call.args[1:2])
+    return any(_division(node) and dotted(node.right) in nominal for value in rate for node in ast.walk(value))
+
+
+def _division(node: ast.AST) -> bool:
+    return isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv))
