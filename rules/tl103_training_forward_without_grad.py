@@ -22,7 +22,10 @@ class TrainingForwardWithoutGrad(Rule):
     are meant to be constants), the trained model's own output under `no_grad` given as the target
     of its prediction with grad (`consistency(model(x_strong), y_weak)`: UDA, FixMatch), a model
     that another optimizer trains (a GAN discriminator's features of real data as the generator's
-    feature-matching target), and validation forwards whose outputs do not reach `backward()`.
+    feature-matching target), values taken out of the graph on purpose (`.numpy()`, `.item()`,
+    `torch.tensor(...)`: constants however computed), and validation forwards whose outputs do not
+    reach `backward()`, also where validation is an `else` whose test the training branch asks
+    again (`if not validation: ... else: <no_grad forward>`, then `if not validation: backward()`).
 
     Fix: run the trained model's forward outside the `no_grad` block.
     """

@@ -18,7 +18,9 @@ class SoftmaxBeforeCrossEntropy(Rule):
     ln(C) while accuracy creeps up just enough to look like slow learning.
 
     Not flagged: `log_softmax` before `cross_entropy` (log-softmax is idempotent, the result is
-    unchanged), softmax outputs used for metrics or other losses, and raw logits.
+    unchanged), softmax outputs used for metrics or other losses, an activation applied only in a
+    branch that excludes the loss (`if lerp: pred = sigmoid(pred) ... else: bce_with_logits(pred)`),
+    and raw logits.
 
     Fix: pass the logits; apply softmax/sigmoid only where probabilities are needed.
     """

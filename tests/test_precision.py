@@ -2431,6 +2431,143 @@ CASES = {
                             model.zero_grad()
         """,
     },
+    # Two `if` statements asking the same question of a name the function never binds get the
+    # same answer: the no-grad forward in the first one's `else` never meets the backward() in
+    # the second one's body (pytorch3d's implicitron loop); a test rebound in between may differ.
+    "same-question-asked-twice": {
+        "loop.py": """
+            import torch
+
+            def run_epoch(model, loader, validation):
+                optimizer = torch.optim.Adam(model.parameters())
+                for batch in loader:
+                    if not validation:
+                        optimizer.zero_grad()
+                        preds = model(batch)
+                    else:
+                        with torch.no_grad():
+                            preds = model(batch)
+                    log(preds)
+                    if not validation:
+                        loss = preds["objective"]
+                        loss.backward()
+                        optimizer.step()
+
+            def run_epoch_flag_changes(model, loader, validation):
+                optimizer = torch.optim.Adam(model.parameters())
+                for batch in loader:
+                    if not validation:
+                        optimizer.zero_grad()
+                        preds = model(batch)
+                    else:
+                        with torch.no_grad():
+                            preds = model(batch)  # <- TL103
+                    validation = batch["train"]
+                    if not validation:
+                        loss = preds["objective"]
+                        loss.backward()
+                        optimizer.step()
+        """,
+    },
+    # An activation applied in the other branch of the `if` that computes the loss never reaches
+    # it; one applied before the `if` does.
+    "activation-in-the-other-branch": {
+        "metrics.py": """
+            import torch.nn.functional as F
+
+            def calc_bce(pred, gt, pred_logits=False, lerp_bound=None):
+                if lerp_bound is not None:
+                    if pred_logits:
+                        pred = F.sigmoid(pred)
+                    return lerp_bce(pred, gt, lerp_bound)
+                else:
+                    if pred_logits:
+                        loss = F.binary_cross_entropy_with_logits(pred, gt)
+                    else:
+                        loss = F.binary_cross_entropy(pred, gt)
+                    return loss.mean()
+
+            def calc_bce_squashed(pred, gt, pred_logits=False):
+                pred = F.sigmoid(pred)
+                if pred_logits:
+                    loss = F.binary_cross_entropy_with_logits(pred, gt)  # <- TL302
+                else:
+                    loss = F.binary_cross_entropy(pred, gt)
+                return loss.mean()
+        """,
+    },
+    # A package's __init__ that re-exports its modules (`from .pipeline import *`) makes
+    # `pkg.build_model` the function of `pkg/pipeline.py`: its callers in the tree are known (an
+    # inference script here; a training loop for the other builder).
+    "builder-re-exported-by-its-package": {
+        "audiogen/__init__.py": """
+            from .pipeline import *
+        """,
+        "audiogen/pipeline.py": """
+            import torch
+
+            def build_model(path):
+                model = Diffusion()
+                model.load_state_dict(torch.load(path))
+                model.eval()
+                return model
+
+            def build_tagger(path):
+                tagger = Tagger()
+                tagger.load_state_dict(torch.load(path))
+                return tagger.eval()  # <- TL101 error
+        """,
+        "scripts/text2sound.py": """
+            import torch
+            from audiogen import build_model
+
+            model = build_model("ckpt.pt")
+            with torch.no_grad():
+                audio = model("a dog barks")
+        """,
+        "scripts/finetune_tagger.py": """
+            import torch
+            from audiogen import build_tagger
+
+            tagger = build_tagger("ckpt.pt")
+            optimizer = torch.optim.Adam(tagger.parameters())
+            for clips, labels in loader:
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(tagger(clips), labels).backward()
+                optimizer.step()
+        """,
+    },
+    # A value taken out of the graph on purpose (`.numpy()`, then a new tensor) is a constant
+    # whether or not it was computed under no_grad (MO-GAAL's score thresholds as targets); a
+    # no-grad output used as it is does reach the loss.
+    "no-grad-value-turned-into-numbers": {
+        "gaal.py": """
+            import numpy as np
+            import torch
+
+            def train(model, loader, X, criterion):
+                optimizer = torch.optim.Adam(model.parameters())
+                for x, y in loader:
+                    with torch.no_grad():
+                        scores = model(torch.tensor(X)).cpu().numpy().ravel()
+                    threshold = np.percentile(scores, 50)
+                    target = torch.tensor([float(threshold)] * x.size(0)).unsqueeze(1)
+                    optimizer.zero_grad()
+                    loss = criterion(model(x), y) + (model(x).mean() - target).abs().mean()
+                    loss.backward()
+                    optimizer.step()
+
+            def train_on_no_grad_scores(generator, loader, criterion):
+                optimizer_g = torch.optim.Adam(generator.parameters())
+                for noise in loader:
+                    with torch.no_grad():
+                        fake = generator(noise)  # <- TL103
+                    loss = criterion(fake, torch.zeros_like(fake)) + 1e-4 * sum(p.pow(2).sum() for p in generator.parameters())
+                    optimizer_g.zero_grad()
+                    loss.backward()
+                    optimizer_g.step()
+        """,
+    },
 }
 
 

@@ -308,22 +308,27 @@ def _may_call(data: bytes, qualified: str) -> bool:
 
 
 def _names_module_of(data: bytes, qualified: str) -> bool:
-    """Whether source bytes name the module that defines ``qualified`` (to import it from there)."""
+    """Whether source bytes name the module that defines ``qualified``, or a package above it that
+    may re-export it (``from audioldm import build_model`` for ``audioldm.pipeline.build_model``)."""
     module = qualified.rpartition(".")[0]
-    return not module or module.rsplit(".", 1)[-1].encode() in data
+    return not module or any(part.encode() in data for part in module.split("."))
 
 
 def cross_file_answers(results: Dict[str, dict]) -> Dict[str, dict]:
     """For each file, answers to the questions it asked, from the summaries other files exported.
-    A dotted name is resolved by suffix (``engine.evaluate`` matches ``pkg.engine.evaluate``); when
-    several linted files match, the one nearest the asking file wins (a script imports its
-    neighbours), and a tie leaves the name unresolved."""
+    A dotted name is resolved by suffix (``engine.evaluate`` matches ``pkg.engine.evaluate``), or
+    as a package's re-export (``pkg.evaluate`` matches ``pkg.engine.evaluate``); when several
+    linted files match, the one nearest the asking file wins (a script imports its neighbours),
+    and a tie leaves the name unresolved."""
     by_suffix: Dict[str, List[Tuple[str, str, Optional[dict]]]] = {}
+
+    by_leaf: Dict[str, List[Tuple[str, str, Optional[dict]]]] = {}
 
     def register(path: str, full: str, summary: Optional[dict]) -> None:
         parts = full.split(".")
         for start in range(len(parts) - 1):
             by_suffix.setdefault(".".join(parts[start:]), []).append((path, full, summary))
+        by_leaf.setdefault(parts[-1], []).append((path, full, summary))
 
     for path, result in results.items():
         for qualname, summary in result.get("exports", {}).items():
@@ -338,6 +343,11 @@ def cross_file_answers(results: Dict[str, dict]) -> Dict[str, dict]:
         parts = name.split(".")
         candidates = next((by_suffix[key] for key in (".".join(parts[start:]) for start in range(len(parts) - 1))
                            if key in by_suffix), [])
+        if not candidates and len(parts) > 1:
+            # `audioldm.build_model`, re-exported by the package's __init__ (`from .pipeline import *`):
+            # the function of that name in a module under the package
+            package, leaf = name.rpartition(".")[::2]
+            candidates = [c for c in by_leaf.get(leaf, ()) if c[1].startswith(package + ".")]
         if not candidates:
             return None
         here = os.path.abspath(near)

@@ -123,7 +123,7 @@ def activation_of(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -
         return _returned_activation(fn, expr, None, depth)
     name = dotted(expr)
     if name is not None and "." not in name and depth < 2:
-        value = binding_before(fn, name, line)
+        value = binding_before(fn, name, line, reader=expr)  # not `pred = sigmoid(pred)` of another branch
         if isinstance(value, Unpacked) and isinstance(value.value, ast.Call):  # pred, aux = model(x)
             return _returned_activation(fn, value.value, value.index, depth)
         if isinstance(value, ast.expr):
@@ -192,19 +192,19 @@ def _local_forward(fn: FunctionFacts, call: ast.Call) -> Optional[FunctionFacts]
 
 
 def computed_without_grad(fn: FunctionFacts, expr: ast.AST, line: int, depth: int = 0) -> Optional[ast.AST]:
-    """The value, bound inside a ``torch.no_grad()`` block, that flows into ``expr``."""
+    """The value, bound inside a ``torch.no_grad()`` block, that flows into ``expr`` (on a path
+    that runs both: not the no-grad forward of an ``else`` whose test the training branch repeats)."""
     for name in names_in(expr, values_only=True):
         if "." in name or depth > 3:
             continue
-        value = binding_before(fn, name, line)
-        if value is None or not isinstance(value, ast.AST):
-            continue
+        value = binding_before(fn, name, line, reader=expr)
+        if not isinstance(value, ast.expr) or outside_graph(fn, value, value.lineno) is not None:
+            continue  # made a number or a new tensor (`.numpy()`, `torch.tensor(...)`): a constant by design
         if id(value) in fn.no_grad_values:
             return value
-        if isinstance(value, ast.expr):
-            found = computed_without_grad(fn, value, value.lineno, depth + 1)
-            if found is not None:
-                return found
+        found = computed_without_grad(fn, value, value.lineno, depth + 1)
+        if found is not None:
+            return found
     return None
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional
 
 _NESTED_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _NOT_WALKED = _NESTED_SCOPES + (ast.Name, ast.Constant, ast.expr_context, ast.operator, ast.cmpop, ast.unaryop,
@@ -215,7 +215,7 @@ def terminates(body: list) -> bool:
 
 
 def branches_of(root: ast.AST, node: ast.AST) -> dict:
-    """For each ``if`` around ``node`` inside ``root``: id of that statement -> the block holding
+    """For each ``if`` around ``node`` inside ``root``: that statement -> the block holding
     ``node`` ("body" or "orelse"). Two nodes in different blocks of one ``if`` never both run."""
     path: dict = {}
 
@@ -226,7 +226,7 @@ def branches_of(root: ast.AST, node: ast.AST) -> dict:
             for child in getattr(statement, block, None) or ():
                 if not isinstance(child, _NESTED_SCOPES) and visit(child):
                     if isinstance(statement, ast.If):
-                        path[id(statement)] = block
+                        path[statement] = block
                     return True
         return isinstance(statement, (ast.stmt, ast.excepthandler)) and _holds(statement, node)
 
@@ -248,9 +248,43 @@ def _holds(statement: ast.AST, node: ast.AST) -> bool:
 
 
 def exclusive_nodes(root: ast.AST, first: ast.AST, second: ast.AST) -> bool:
-    """Whether two nodes sit in different blocks of one ``if`` inside ``root``."""
+    """Whether two nodes never both run in one pass through ``root``: they sit in different blocks
+    of one ``if``, or in opposite blocks of two ``if`` statements that ask the same question
+    (``if not validation: ... else: <first>`` then ``if not validation: <second>``), one whose
+    names ``root`` never binds and that calls nothing, so that both get the same answer."""
     one, other = branches_of(root, first), branches_of(root, second)
-    return any(other.get(key, block) != block for key, block in one.items())
+    if any(other.get(statement, block) != block for statement, block in one.items()):
+        return True
+    tests = {}
+    for statement, block in other.items():
+        tests.setdefault(ast.dump(statement.test), set()).add(block)
+    for statement, block in one.items():
+        asked = tests.get(ast.dump(statement.test), set())
+        if asked - {block} and _same_answer_throughout(root, statement.test):
+            return True
+    return False
+
+
+def _same_answer_throughout(root: ast.AST, test: ast.expr) -> bool:
+    """A test that calls nothing and reads only names ``root`` never binds (parameters, settings):
+    asked twice in one pass, it gets the same answer."""
+    if any(isinstance(node, (ast.Call, ast.Await, ast.NamedExpr)) for node in ast.walk(test)):
+        return False
+    bound = {name for node in ast.walk(root) for name in _names_bound_by(node)}
+    return not any(name in bound or name.split(".")[0] in bound for name in names_in(test))
+
+
+def _names_bound_by(node: ast.AST) -> List[str]:
+    targets = []
+    if isinstance(node, (ast.Assign,)):
+        targets = node.targets
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.NamedExpr)):
+        targets = [node.target]
+    elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+        targets = [node.optional_vars]
+    elif isinstance(node, (ast.Global, ast.Nonlocal)):
+        return list(node.names)
+    return [name for target in targets for name in assigned_names(target)]
 
 
 _COMPARISONS = {

@@ -16,7 +16,7 @@ from typing import List, Optional
 from .model import FunctionFacts, Loop, Unpacked
 from .roles import Role, role_of_constructor
 from .summaries import arguments_of
-from .syntax import BUILDER_NAME, RETURNS_SELF, argument, dotted, last_part, names_in
+from .syntax import BUILDER_NAME, RETURNS_SELF, argument, dotted, exclusive_nodes, last_part, names_in
 
 MAX_DEPTH = 4
 
@@ -188,8 +188,9 @@ def returned(fn: FunctionFacts, name: str) -> bool:
 _RANDOM_NORMAL = {"randn", "randn_like", "normal", "normal_"}
 
 
-def binding_before(fn: FunctionFacts, name: str, line: int) -> Optional[ast.AST]:
-    """The value bound to ``name`` last before ``line`` in this function (textual order)."""
+def binding_before(fn: FunctionFacts, name: str, line: int, reader: Optional[ast.AST] = None) -> Optional[ast.AST]:
+    """The value bound to ``name`` last before ``line`` in this function (textual order); with
+    ``reader``, the last one on a path that also runs ``reader`` (not in a branch that excludes it)."""
     by_line = fn._indexes.get(("bindings by line", name))
     if by_line is None:
         values = sorted((v for v in fn.assignments.get(name, ()) if getattr(v, "lineno", 0) > 0),
@@ -197,6 +198,8 @@ def binding_before(fn: FunctionFacts, name: str, line: int) -> Optional[ast.AST]
         by_line = fn._indexes[("bindings by line", name)] = ([v.lineno for v in values], values)
     lines, values = by_line
     at = bisect.bisect_left(lines, line) - 1
+    while at >= 0 and reader is not None and exclusive_nodes(fn.node, values[at], reader):
+        at -= 1
     if at < 0:
         return None
     return values[bisect.bisect_left(lines, lines[at])]  # of several on that line, the first bound
