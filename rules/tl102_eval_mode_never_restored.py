@@ -2,8 +2,8 @@ from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import under_no_grad
 from trainlint.semantics.modes import (
-    chosen_by_a_test, holds_module, is_trained_module, mode_makes_no_difference, passes, stepped_modules,
-    switched_back_to_train_within_the_turn, trains_in_that_mode,
+    arranged_for_what_follows, chosen_by_a_test, holds_module, is_trained_module, mode_makes_no_difference, passes,
+    stepped_modules, switched_back_to_train_within_the_turn, trains_in_that_mode,
 )
 from trainlint.semantics.prerequisites import EVAL_MODE, TRAINING
 
@@ -24,7 +24,9 @@ class EvalModeNeverRestored(Rule):
     frozen features), a mode chosen by a test before training (`if finetune: model.train()` /
     `else: model.eval()`, as `model.train(finetune)` chooses it), a module switched back to train
     mode and trained again later in the same turn (a GAN discriminator in eval mode for the
-    generator's loss, in train mode for its own), eval-mode copies that are not trained (teacher,
+    generator's loss, in train mode for its own), a switch made together with another module's
+    switch to train mode (`unet.eval(); text_encoder.train()`: only the embeddings train) or with
+    the module's freezing (`requires_grad_(False)`: it stops training), eval-mode copies that are not trained (teacher,
     EMA, reference models), and loops whose `backward()` trains nothing (no optimizer in sight:
     gradients read as pruning scores or saliency maps).
 
@@ -190,7 +192,8 @@ class EvalModeNeverRestored(Rule):
                     continue
                 iteration = [e for e in events if e.in_loop(loop)]
                 if not self.restored_before_backward(fn, switch, iteration) \
-                        and not switched_back_to_train_within_the_turn(switch, iteration):
+                        and not switched_back_to_train_within_the_turn(switch, iteration) \
+                        and not arranged_for_what_follows(switch, iteration):
                     via = f" (in {switch.via[0]}())" if switch.via else ""
                     message = (f"'{switch.written}' is switched to eval mode here{via} and no .train() runs before "
                                f"the next backward() in this loop: later epochs train in eval mode")

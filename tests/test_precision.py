@@ -2568,6 +2568,153 @@ CASES = {
                     optimizer_g.step()
         """,
     },
+    # `x = x.to(device)` moves what `x` already holds: for a parameter that says nothing of what it
+    # is (this used to recurse without end, an internal error for the whole file); for a batch
+    # from a loader, its other binding says it is a tensor.
+    "moved-onto-itself": {
+        "infer.py": """
+            import torch
+
+            def run(loader, device, clip):
+                clip.to(device)
+                clip = clip.to(device)
+                for x, y in loader:
+                    x = x.to(device)
+                    x.cuda()  # <- TL702
+        """,
+    },
+    # `p.grad = all_reduce(p.grad)` in a loop over parameters replaces each gradient with its
+    # average across processes: nothing is cleared between backward() and step(); `p.grad = None`
+    # there is.
+    "gradients-averaged-by-hand": {
+        "train.py": """
+            import torch
+
+            def all_reduce_network(accelerator, network):
+                for param in network.parameters():
+                    if param.grad is not None:
+                        param.grad = accelerator.reduce(param.grad, reduction="mean")
+
+            def drop_gradients(network):
+                for param in network.parameters():
+                    if param.grad is not None:
+                        param.grad = None
+
+            def train(accelerator, network, loader, loss_fn):
+                optimizer = torch.optim.AdamW(network.parameters())
+                for batch in loader:
+                    loss = loss_fn(network(batch))
+                    accelerator.backward(loss)
+                    all_reduce_network(accelerator, network)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+
+            def train_dropping(accelerator, network, loader, loss_fn):
+                optimizer = torch.optim.AdamW(network.parameters())
+                for batch in loader:
+                    loss = loss_fn(network(batch))
+                    accelerator.backward(loss)
+                    drop_gradients(network)  # <- TL202
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+        """,
+    },
+    # Modes set together for what follows: a frozen UNet in eval mode beside the text encoder set
+    # to train mode (textual inversion), a text encoder switched to eval mode as it is frozen
+    # (its training stops); a model switched to eval mode after its training, for validation,
+    # is left there.
+    "modes-arranged-for-what-follows": {
+        "invert.py": """
+            import torch
+
+            def train_inversion(unet, text_encoder, loader, optimizer, epochs):
+                for epoch in range(epochs):
+                    unet.eval()
+                    text_encoder.train()
+                    for batch in loader:
+                        loss = loss_step(batch, unet, text_encoder)
+                        loss.backward()
+                        optimizer.step()
+                        optimizer.zero_grad()
+
+            def train_both(unet, text_encoder, loader, args):
+                optimizer = torch.optim.AdamW(list(unet.parameters()) + list(text_encoder.parameters()))
+                step = 0
+                for epoch in range(args.epochs):
+                    unet.train()
+                    text_encoder.train()
+                    for batch in loader:
+                        if step == args.stop_text_encoder_training:
+                            if not args.gradient_checkpointing:
+                                text_encoder.train(False)
+                            text_encoder.requires_grad_(False)
+                        loss = loss_step(batch, unet, text_encoder)
+                        loss.backward()
+                        optimizer.step()
+                        optimizer.zero_grad()
+                        step += 1
+
+            def fit(unet, loader, val_loader, epochs):
+                optimizer = torch.optim.AdamW(unet.parameters())
+                unet.train()
+                for epoch in range(epochs):
+                    for batch in loader:
+                        loss = loss_step(batch, unet, None)
+                        loss.backward()
+                        optimizer.step()
+                        optimizer.zero_grad()
+                    unet.eval()  # <- TL102
+                    with torch.no_grad():
+                        validate(unet, val_loader)
+        """,
+    },
+    # A scheduler built by the caller with the number of micro-batches it has the loop run
+    # (`num_training_steps=max_steps`, `num_steps=max_steps`) keeps pace when stepped every
+    # micro-batch; built with the number of optimizer steps, it runs k times too fast.
+    "schedule-length-handed-with-the-run-length": {
+        "tune.py": """
+            import math
+            import torch
+            from diffusers.optimization import get_scheduler
+
+            def train_inversion(model, loader, num_steps, optimizer, lr_scheduler, accum_iter=1):
+                global_step = 0
+                for epoch in range(math.ceil(num_steps / len(loader))):
+                    for batch in loader:
+                        lr_scheduler.step()
+                        loss = model(batch).mean() / accum_iter
+                        loss.backward()
+                        if global_step % accum_iter == 0:
+                            optimizer.step()
+                            optimizer.zero_grad()
+                        global_step += 1
+
+            def main(model, loader, max_steps, accum):
+                optimizer = torch.optim.AdamW(model.parameters())
+                lr_scheduler = get_scheduler("linear", optimizer=optimizer, num_warmup_steps=0,
+                                             num_training_steps=max_steps)
+                train_inversion(model, loader, max_steps, optimizer, lr_scheduler, accum_iter=accum)
+
+            def train_tuning(model, loader, num_steps, optimizer, lr_scheduler, accum_iter=1):
+                global_step = 0
+                for epoch in range(math.ceil(num_steps / len(loader))):
+                    for batch in loader:
+                        lr_scheduler.step()  # <- TL401
+                        loss = model(batch).mean() / accum_iter
+                        loss.backward()
+                        if global_step % accum_iter == 0:
+                            optimizer.step()
+                            optimizer.zero_grad()
+                        global_step += 1
+
+            def main_tuning(model, loader, max_steps, accum):
+                optimizer = torch.optim.AdamW(model.parameters())
+                updates = max_steps // accum
+                lr_scheduler = get_scheduler("linear", optimizer=optimizer, num_warmup_steps=0,
+                                             num_training_steps=updates)
+                train_tuning(model, loader, max_steps, optimizer, lr_scheduler, accum_iter=accum)
+        """,
+    },
 }
 
 

@@ -333,21 +333,26 @@ def _autocasts_to_fp16(facts: FileFacts, name: str, call: ast.Call) -> bool:
 
 
 def _clears_gradients(loop: ast.AST) -> Optional[str]:
-    """``for p in model.parameters(): p.grad = None`` (or ``p.grad.zero_()``): the model, or '*'."""
+    """``for p in model.parameters(): p.grad = None`` (or ``p.grad.zero_()``): the model, or '*'.
+    (``p.grad = all_reduce(p.grad)`` replaces the gradient with another; it clears nothing.)"""
     variable = dotted(loop.target)
     if variable is None:
         return None
+    def sets_none(stmt: ast.stmt) -> bool:
+        return isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) and stmt.value.value is None \
+            and any(dotted(t) == f"{variable}.grad" for t in stmt.targets)
+
     for stmt in loop.body:
         cleared = False
-        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) and stmt.value.value is None:
-            cleared = any(dotted(t) == f"{variable}.grad" for t in stmt.targets)
+        if isinstance(stmt, ast.Assign):
+            cleared = sets_none(stmt)
         elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
             func = stmt.value.func
             cleared = isinstance(func, ast.Attribute) and func.attr in ("zero_", "detach_") and (
                 root_name(func.value) == f"{variable}.grad")
         elif isinstance(stmt, ast.If):
-            cleared = any(dotted(t) == f"{variable}.grad" for s in stmt.body if isinstance(s, ast.Assign)
-                          for t in s.targets)
+            # `if p.grad is not None: p.grad = None`; not `p.grad = reduce(p.grad)`, which keeps it
+            cleared = any(sets_none(s) for s in stmt.body)
         if cleared:
             source = loop.iter
             if isinstance(source, ast.Call) and isinstance(source.func, ast.Attribute) and source.func.attr in (

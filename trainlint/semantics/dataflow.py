@@ -363,23 +363,24 @@ _DATA_WORDS = {"loader", "dataloader", "dl", "batches", "data", "dataset", "iter
 
 
 
-def is_known_tensor(fn: FunctionFacts, name: Optional[str]) -> bool:
+def is_known_tensor(fn: FunctionFacts, name: Optional[str], seen: frozenset = frozenset()) -> bool:
     """Whether ``name`` surely holds a tensor: built by a torch factory, or unpacked from the
-    batches of a data loader (``for x, y in loader``). Modules never qualify."""
-    if not name or "." in name:
+    batches of a data loader (``for x, y in loader``). Modules never qualify. ``x = x.to(device)``
+    moves what ``x`` already holds: its other bindings say what that is."""
+    if not name or "." in name or name in seen:
         return False
-    values = fn.all_bindings(name)
-    return bool(values) and all(_tensor_value(fn, v) for v in values)
+    values = [v for v in fn.all_bindings(name) if dotted(receiver(v)) != name]
+    return bool(values) and all(_tensor_value(fn, v, seen | {name}) for v in values)
 
 
 
-def _tensor_value(fn: FunctionFacts, value: ast.AST) -> bool:
+def _tensor_value(fn: FunctionFacts, value: ast.AST, seen: frozenset) -> bool:
     if isinstance(value, ast.Call):
         callee = fn.file.qualify(dotted(value.func) or "")
         if callee.startswith("torch.") and callee.count(".") == 1 and last_part(callee) in _TENSOR_FACTORIES:
             return True
         if isinstance(value.func, ast.Attribute) and value.func.attr in ("to", "cuda", "float", "half", "long"):
-            return _tensor_value(fn, value.func.value) or is_known_tensor(fn, dotted(value.func.value))
+            return _tensor_value(fn, value.func.value, seen) or is_known_tensor(fn, dotted(value.func.value), seen)
         return False
     path = []
     while isinstance(value, Unpacked):  # for i, (x, y) in enumerate(loader): x is [-1, 1, 0]

@@ -133,6 +133,28 @@ def switched_back_to_train_within_the_turn(switch: Event, iteration: List[Event]
     return bool(restored) and any(e.kind == Kind.BACKWARD and e.order > restored[0] for e in later)
 
 
+def arranged_for_what_follows(switch: Event, iteration: List[Event]) -> bool:
+    """The switch to eval mode is one of several mode settings made together for what follows:
+    beside a switch of another module to train mode in the same block (``unet.eval();
+    text_encoder.train()`` before textual inversion trains the embeddings), or with the module
+    frozen wherever it is switched (``text_encoder.train(False); text_encoder.requires_grad_(False)``
+    when its training stops). The module in eval mode is then not trained, or no longer: the
+    mode is chosen, not left over from evaluation."""
+    def runs_whenever(event: Event) -> bool:  # event's frames are among the switch's
+        return all(any(frame is own for own in switch.frames) for frame in event.frames)
+
+    for event in iteration:
+        if event.loops != switch.loops or any(b.kind == Kind.BACKWARD and min(event.order, switch.order) < b.order
+                                              < max(event.order, switch.order) for b in iteration):
+            continue
+        if event.kind == Kind.FREEZE and event.target == switch.target and runs_whenever(event):
+            return True
+        if event.kind == Kind.MODE and event.detail["mode"] == "train" and event.target not in (None, switch.target) \
+                and len(event.frames) == len(switch.frames) and runs_whenever(event):
+            return True
+    return False
+
+
 def holds_module(fn: FunctionFacts, container: Optional[str], module: Optional[str]) -> bool:
     """Whether ``container`` holds ``module`` in ``fn``: built with it (``nn.ModuleList([model_s,
     head])``, ``DDP(model)``, ``SelfTuning(model_q, model_k).to(device)``, an element of

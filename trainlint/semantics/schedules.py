@@ -9,6 +9,7 @@ from .dataflow import sources_of
 from .model import FunctionFacts, Guard, Loop, Unpacked
 from .roles import scheduler_constructor
 from .syntax import argument, called_names, dotted, last_part, name_words, names_in, number_constant
+from .summaries import arguments_of
 from .values import handed_in, origins
 
 _EPOCH_CLASSES = {"StepLR": ("step_size", 1), "MultiStepLR": ("milestones", 1), "ExponentialLR": ("gamma", 1),
@@ -110,7 +111,39 @@ def length_counts_micro_batches(fn: FunctionFacts, scheduler: str, boundary: Lis
     values = fn.all_bindings(scheduler)
     made = [o for value in values for o in origins(fn, value)] if values else handed_in(fn, scheduler)
     return bool(made) and all(isinstance(o.expr, ast.Call) and _counts_micro_batches(o.fn, _length(o.expr), accumulation)
-                              for o in made)
+                              for o in made) or not values and _length_is_the_runs_micro_batches(fn, scheduler, loop)
+
+
+def _length_is_the_runs_micro_batches(fn: FunctionFacts, scheduler: str, loop: Loop) -> bool:
+    """Every caller builds the scheduler it hands in with the value it passes for the number of
+    micro-batches ``fn`` runs: a parameter that the batch loop counts up to (``range(num_steps)``),
+    or that an outer loop divides by a loader's length (``range(ceil(num_steps / len(loader)))``)."""
+    counted = set()
+    for enclosing, depth in _loops_outwards(loop):
+        bound = getattr(enclosing.node, "iter", None)
+        if isinstance(bound, ast.Call) and dotted(bound.func) == "range" and depth == 0:
+            counted |= {dotted(a) for a in bound.args[-1:]} & set(fn.params)
+        for node in ast.walk(bound) if bound is not None else ():
+            if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv)) \
+                    and "len" in called_names(node.right):
+                counted |= names_in(node.left) & set(fn.params)
+    sites = fn.file.call_sites(fn)
+    if not counted or not sites:
+        return False
+    for caller, event in sites:
+        passed = arguments_of(fn, event.detail["call"], event.detail.get("bound", False))
+        lengths = {dotted(length) for o in origins(caller, passed.get(scheduler)) if isinstance(o.expr, ast.Call)
+                   for length in _length(o.expr)} - {None}
+        if not any(dotted(passed.get(name)) in lengths for name in counted):
+            return False
+    return True
+
+
+def _loops_outwards(loop: Loop):
+    depth = 0
+    while loop is not None:
+        yield loop, depth
+        loop, depth = loop.parent, depth + 1
 
 
 def _length(call: ast.Call) -> List[ast.AST]:
