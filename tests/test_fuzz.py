@@ -142,3 +142,27 @@ def test_generated_programs_never_crash_check(tmp_path):
         (tmp_path / f"g{index:03d}.py").write_text(source + TRAINING_TAIL, encoding="utf-8")
     findings = _check_json(tmp_path)
     assert [f for f in findings if "internal error" in f["message"]] == []
+
+
+def test_a_rule_that_fails_costs_only_its_own_findings(tmp_path, monkeypatch):
+    """A bug in one rule (here an endless recursion) is reported as TL000 naming the rule, and the
+    other rules' findings for the same file still come out."""
+    from trainlint.rule import all_rules
+
+    def broken(self, facts):
+        raise RecursionError("maximum recursion depth exceeded")
+        yield
+
+    monkeypatch.setattr(all_rules()["TL303"], "check", broken)
+    (tmp_path / "train.py").write_text(
+        "import torch\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "losses = []\n"
+        "for x, y in loader:\n"
+        "    loss = torch.nn.functional.mse_loss(model(x), y)\n"
+        "    losses.append(loss)\n"
+        "    loss.backward()\n"
+        "    optimizer.step()\n")
+    findings = _check_json(tmp_path)
+    assert [f["code"] for f in findings] == ["TL000", "TL203"], findings
+    assert "internal error in TL303" in findings[0]["message"]

@@ -173,8 +173,13 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
             # what the file lacks may come from the summaries of the functions it calls
             needs_answers = needs_answers or (not answered and rule.may_match(data, True, found))
             continue
-        for report in rule().check(facts):
-            findings.append(_finding(rule, report, path, text, lines, settings))
+        try:
+            reports = list(rule().check(facts))
+        except Exception as error:  # a bug in one rule must not hide the other rules' findings
+            result["findings"].append(problem(path, f"internal error in {code} while linting: {error!r}; the other "
+                                                    f"rules' findings for this file are reported").to_json())
+            continue
+        findings.extend(_finding(rule, report, path, text, lines, settings) for report in reports)
     if needs_answers:
         ask_about_calls(facts)
     seen = set()
