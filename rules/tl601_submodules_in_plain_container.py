@@ -3,7 +3,8 @@ import ast
 from trainlint.rule import Fix, Report, Rule
 from trainlint.semantics import Kind
 from trainlint.semantics.modules import (
-    holds_state, module_classes, module_constructor, registered_through_a_container, torch_nn_prefix,
+    frozen_by_the_class, holds_state, module_classes, module_constructor, registered_through_a_container,
+    torch_nn_prefix,
 )
 from trainlint.semantics.prerequisites import ATTRIBUTE_CONTAINER, MODULE_CLASS
 
@@ -27,7 +28,8 @@ class SubmodulesInPlainContainer(Rule):
     layers with nothing to hide: no parameters, buffers or train/eval behaviour (pooling,
     activations, padding, loss criteria such as `nn.CrossEntropyLoss`, or a block of the file made
     only of those), nor data transforms of torchaudio/torchvision (no parameters; a buffer `.to()`
-    missed fails loudly, not silently).
+    missed fails loudly, not silently), nor layers the class freezes itself
+    (`self.filters[0].requires_grad_(False)`: a fixed filter kept out of training on purpose).
 
     Fix: `nn.ModuleList([...])` for lists and tuples, `nn.ModuleDict({...})` for dicts.
     """
@@ -145,7 +147,7 @@ class SubmodulesInPlainContainer(Rule):
                 for name, values in fn.assignments.items():  # self.heads[task] = nn.Linear(...)
                     if name in attributes:
                         appended.setdefault(name, []).extend(v for v in values if isinstance(v, ast.Call))
-            registered = registered_through_a_container(facts, cls)
+            registered = registered_through_a_container(facts, cls) | frozen_by_the_class(methods)
             for name, values in attributes.items():
                 if name in registered or any(module_constructor(facts, v) == "wrapper" for v in values):
                     continue

@@ -19,7 +19,9 @@ class DdpModuleMovedAfterWrap(Rule):
 
     Not flagged: moving or converting the module before wrapping it, moving inputs
     (`x = x.to(rank)`), the same conversion repeated after wrapping (`model.cuda(rank)` then
-    `DDP(model).cuda(rank)` changes nothing), code exclusive with the wrapping (`if distributed:
+    `DDP(model).cuda(rank)` changes nothing), a move onto the GPU after a wrap given `device_ids`
+    (DDP accepts those only for a module already on its GPU, and raises otherwise), code exclusive
+    with the wrapping (`if distributed:
     model = DDP(model) else: model = model.cuda()`), and conversions after training is over
     (`torch.save(ddp.module.cpu().state_dict(), path)` at the end).
 

@@ -2715,6 +2715,103 @@ CASES = {
                 train_tuning(model, loader, max_steps, optimizer, lr_scheduler, accum_iter=accum)
         """,
     },
+    # The module an EMA holder keeps (`ema_m.module`) is the averaged copy: evaluating it in eval
+    # mode leaves the trained model alone; evaluating the model itself does not.
+    "module-kept-by-an-ema-holder": {
+        "engine.py": """
+            import torch
+
+            @torch.no_grad()
+            def evaluate(model, loader):
+                model.eval()
+                return sum(model(images).sum().item() for images, _ in loader)
+        """,
+        "main.py": """
+            import torch
+            from engine import evaluate
+
+            def main(model, param_dicts, loader, val_loader, args):
+                optimizer = torch.optim.AdamW(param_dicts, lr=args.lr)
+                ema_m = ModelEma(model, args.ema_decay)
+                for epoch in range(args.epochs):
+                    for images, targets in loader:
+                        loss = sum(model(images, targets).values())
+                        optimizer.zero_grad()
+                        loss.backward()
+                        optimizer.step()
+                        ema_m.update(model)
+                    torch.save(ema_m.module.state_dict(), f"ema_{epoch}.pth")
+                    evaluate(ema_m.module, val_loader)
+
+            def main_without_restoring(model, param_dicts, loader, val_loader, args):
+                optimizer = torch.optim.AdamW(param_dicts, lr=args.lr)
+                for epoch in range(args.epochs):
+                    for images, targets in loader:
+                        loss = sum(model(images, targets).values())
+                        optimizer.zero_grad()
+                        loss.backward()
+                        optimizer.step()
+                    evaluate(model, val_loader)  # <- TL102
+        """,
+    },
+    # DDP given `device_ids` accepts only a module already on its GPU (it raises for one on the
+    # CPU), so `.cuda(device)` after the wrap moves nothing; without `device_ids` (a CPU module
+    # wrapped, then moved) the registered tensors are left behind.
+    "moved-onto-its-gpu-after-a-wrap-given-device-ids": {
+        "train.py": """
+            import torch
+            from torch.nn.parallel import DistributedDataParallel
+
+            def train(model, loader, local_rank, args):
+                device = torch.device(f"cuda:{local_rank}")
+                model = DistributedDataParallel(model, device_ids=[local_rank], output_device=local_rank)
+                model.cuda(device=device)
+                optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    torch.nn.functional.mse_loss(model(x), y).backward()
+                    optimizer.step()
+
+            def train_on_cpu_wrap(model, loader, local_rank, args):
+                device = torch.device(f"cuda:{local_rank}")
+                model = DistributedDataParallel(model)
+                model.cuda(device=device)  # <- TL705
+                optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+                for x, y in loader:
+                    optimizer.zero_grad()
+                    torch.nn.functional.mse_loss(model(x), y).backward()
+                    optimizer.step()
+        """,
+    },
+    # A layer the class freezes itself (a fixed low-pass filter kept as a convolution) loses
+    # nothing in a plain list; a trainable one does.
+    "frozen-layer-in-a-plain-list": {
+        "alias.py": """
+            import torch
+            import torch.nn as nn
+
+            class LowPassFilter1d(nn.Module):
+                def __init__(self, channels, kernel_size):
+                    super().__init__()
+                    self.register_buffer("filter", torch.ones(1, 1, kernel_size) / kernel_size)
+                    self.conv_block = [nn.Conv1d(channels, channels, kernel_size, groups=channels, bias=False)]
+                    self.conv_block[0].weight = nn.Parameter(self.filter.expand(channels, -1, -1))
+                    self.conv_block[0].requires_grad_(False)
+
+                def forward(self, x):
+                    if self.conv_block[0].weight.device != x.device:
+                        self.conv_block[0] = self.conv_block[0].to(x.device)
+                    return self.conv_block[0](x)
+
+            class LearnedFilter1d(nn.Module):
+                def __init__(self, channels, kernel_size):
+                    super().__init__()
+                    self.conv_block = [nn.Conv1d(channels, channels, kernel_size, groups=channels)]  # <- TL601
+
+                def forward(self, x):
+                    return self.conv_block[0](x)
+        """,
+    },
 }
 
 

@@ -10,7 +10,7 @@ from .dataflow import own_nodes
 from .model import FunctionFacts, Kind, Loop
 from .roles import Role, role_of_constructor
 from .values import inside, starts_new_run
-from .syntax import argument, dotted, exclusive_nodes, last_part, names_in, root_name, text
+from .syntax import argument, dotted, exclusive_nodes, last_part, name_words, names_in, root_name, text
 
 # Module methods that convert or move every parameter: DDP's reducer keeps the tensors it saw when
 # the wrapper was built, so the gradient all-reduce no longer reaches the converted ones.
@@ -63,7 +63,8 @@ def changes_after_wrapping(fn: FunctionFacts, wrapping: Wrapping) -> Iterator[Tu
 def _change_of(fn: FunctionFacts, wrapping: Wrapping, wrapped: set, node: ast.AST, before: set) -> Optional[str]:
     """What ``node`` does to the wrapped module, if it converts it or replaces its parameters."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in CONVERSIONS \
-            and dotted(node.func.value) in wrapped and _converts(node) and _signature(fn, node) not in before:
+            and dotted(node.func.value) in wrapped and _converts(node) and _signature(fn, node) not in before \
+            and not (_names_its_device(wrapping) and _onto_a_gpu(node)):
         return f"{text(node)} converts the parameters"
     if isinstance(node, ast.Assign) and _builds_layer_or_parameter(fn, node.value):
         for target in node.targets:
@@ -71,6 +72,22 @@ def _change_of(fn: FunctionFacts, wrapping: Wrapping, wrapped: set, node: ast.AS
             if name and any(name.startswith(f"{owner}.") for owner in wrapped - {wrapping.wrapper}):
                 return f"{name} = {text(node.value)} replaces parameters"
     return None
+
+
+def _names_its_device(wrapping: Wrapping) -> bool:
+    """``DDP(model, device_ids=[rank])``: DDP accepts this only for a module already on one GPU
+    (it raises for a CPU module), so a later move of the module onto its GPU changes nothing."""
+    devices = argument(wrapping.call, 1, "device_ids")
+    return devices is not None and not (isinstance(devices, ast.Constant) and devices.value is None)
+
+
+def _onto_a_gpu(call: ast.Call) -> bool:
+    """``.cuda(...)``, or ``.to(...)`` given only a device (a name that says so)."""
+    if call.func.attr == "cuda":
+        return True
+    given = list(call.args) + [k.value for k in call.keywords if k.arg == "device"]
+    return call.func.attr == "to" and bool(given) and not any(k.arg == "dtype" for k in call.keywords) and all(
+        {"device", "rank", "cuda", "gpu"} & set(name_words(dotted(value) or "")) for value in given)
 
 
 def _trained_after(fn: FunctionFacts, wrapping: Wrapping, node: ast.AST) -> bool:

@@ -81,8 +81,10 @@ def is_trained_module(fn: FunctionFacts, name: str, loop: Loop) -> bool:
     if modules is not None:
         return any(name == m or m.startswith(name + ".") or name.startswith(m + ".") or holds_module(fn, m, name)
                    for m in modules)
-    if set(name_words(name)) & _FROZEN_WORDS or name.split(".")[0] in loop.assigned:
-        return False  # a frozen copy; or bound anew every turn: the batch and what is computed from it
+    if any(set(name_words(part)) & _FROZEN_WORDS for part in name.split(".")) or name.split(".")[0] in loop.assigned:
+        # a frozen copy (also the module an EMA holder keeps: `ema_m.module`); or bound anew every
+        # turn: the batch and what is computed from it
+        return False
     return name in loop.invoked or any(i.startswith(name + ".") for i in loop.invoked)
 
 

@@ -76,6 +76,23 @@ def _returned_names(value: ast.AST) -> set:
     return {dotted(element) for element in elements} - {None}
 
 
+def frozen_by_the_class(methods: list) -> set:
+    """Attributes whose layers the class itself freezes (``self.blocks[0].requires_grad_(False)``:
+    a fixed filter kept as a convolution): nothing in them trains, so a plain container hiding
+    them from the optimizer loses nothing, and one that ``.to()`` left behind fails loudly."""
+    frozen = set()
+    for method in methods:
+        for node in ast.walk(method.node):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "requires_grad_" and node.args \
+                    and isinstance(node.args[0], ast.Constant) and node.args[0].value is False:
+                held = node.func.value
+                while isinstance(held, ast.Subscript):
+                    held = held.value
+                frozen.add(dotted(held))
+    return frozen - {None}
+
+
 def registered_through_a_container(facts: FileFacts, cls: str) -> set:
     """Attributes of ``cls`` whose whole contents the class also keeps in a module container
     (``self.net = nn.ModuleList(list(self.convs.values()))``, ``self.body = nn.Sequential(*self.blocks)``):
