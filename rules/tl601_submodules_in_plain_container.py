@@ -147,13 +147,15 @@ class SubmodulesInPlainContainer(Rule):
                 for name, values in fn.assignments.items():  # self.heads[task] = nn.Linear(...)
                     if name in attributes:
                         appended.setdefault(name, []).extend(v for v in values if isinstance(v, ast.Call))
-            registered = registered_through_a_container(facts, cls) | frozen_by_the_class(methods)
+            registered = None  # asked only of a class with a plain container of layers: it walks every method
             for name, values in attributes.items():
-                if name in registered or any(module_constructor(facts, v) == "wrapper" for v in values):
+                if any(module_constructor(facts, v) == "wrapper" for v in values):
                     continue
                 for value in values:
                     kind = _plain_container(facts, value, appended.get(name, []))
-                    if kind is not None:
+                    if kind is not None and registered is None:
+                        registered = registered_through_a_container(facts, cls) | frozen_by_the_class(methods)
+                    if kind is not None and name not in registered:
                         wrapper = "ModuleDict" if kind == "dict" else "ModuleList"
                         prefix = torch_nn_prefix(facts)
                         fix = _wrapping_fix(value, f"{prefix}.{wrapper}") if prefix else None

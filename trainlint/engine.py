@@ -304,14 +304,16 @@ def _may_call(data: bytes, qualified: str) -> bool:
     name = qualified.rpartition(".")[2]
     if name.encode() not in data or re.search(rb"(?<![\w])" + re.escape(name.encode()) + rb"\s*\(", data) is None:
         return False
-    return _names_module_of(data, qualified)
+    return _names_module_of(data, qualified, or_its_package=True)
 
 
-def _names_module_of(data: bytes, qualified: str) -> bool:
-    """Whether source bytes name the module that defines ``qualified``, or a package above it that
-    may re-export it (``from audioldm import build_model`` for ``audioldm.pipeline.build_model``)."""
+def _names_module_of(data: bytes, qualified: str, or_its_package: bool = False) -> bool:
+    """Whether source bytes name the module that defines ``qualified`` (to import it from there),
+    or, with ``or_its_package``, the package that holds it and may re-export it (``from audioldm
+    import build_model`` for ``audioldm.pipeline.build_model``: asked only of a builder's callers,
+    few; for every exported summary it would admit thousands of files naming ``models``)."""
     module = qualified.rpartition(".")[0]
-    return not module or any(part.encode() in data for part in module.split("."))
+    return not module or any(part.encode() in data for part in module.split(".")[-2 if or_its_package else -1:])
 
 
 def cross_file_answers(results: Dict[str, dict]) -> Dict[str, dict]:

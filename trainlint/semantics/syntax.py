@@ -247,12 +247,41 @@ def _holds(statement: ast.AST, node: ast.AST) -> bool:
     return False
 
 
-def exclusive_nodes(root: ast.AST, first: ast.AST, second: ast.AST) -> bool:
+def if_paths(root: ast.AST) -> dict:
+    """For every node inside ``root`` (nested scopes excluded), by id: what ``branches_of`` says
+    of it, all found in one walk (for callers that ask of many nodes of one function)."""
+    paths: dict = {}
+    blocks = ("body", "orelse", "finalbody", "handlers")
+
+    def visit(statements: list, path: dict) -> None:
+        for statement in statements:
+            if isinstance(statement, _NESTED_SCOPES):
+                continue
+            nested = {id(child) for block in blocks for child in getattr(statement, block, None) or ()}
+            stack = [statement]
+            while stack:
+                node = stack.pop()
+                paths[id(node)] = path
+                stack.extend(child for child in ast.iter_child_nodes(node)
+                             if id(child) not in nested and not isinstance(child, _NESTED_SCOPES))
+            for block in blocks:
+                inner = {**path, statement: block} if isinstance(statement, ast.If) else path
+                visit(getattr(statement, block, None) or [], inner)
+
+    visit(getattr(root, "body", []), {})
+    return paths
+
+
+def exclusive_nodes(root: ast.AST, first: ast.AST, second: ast.AST, paths: Optional[dict] = None) -> bool:
     """Whether two nodes never both run in one pass through ``root``: they sit in different blocks
     of one ``if``, or in opposite blocks of two ``if`` statements that ask the same question
     (``if not validation: ... else: <first>`` then ``if not validation: <second>``), one whose
-    names ``root`` never binds and that calls nothing, so that both get the same answer."""
-    one, other = branches_of(root, first), branches_of(root, second)
+    names ``root`` never binds and that calls nothing, so that both get the same answer.
+    ``paths``: ``if_paths(root)``, when asking of many nodes."""
+    if paths is not None:
+        one, other = paths.get(id(first), {}), paths.get(id(second), {})
+    else:
+        one, other = branches_of(root, first), branches_of(root, second)
     if any(other.get(statement, block) != block for statement, block in one.items()):
         return True
     tests = {}
