@@ -318,8 +318,7 @@ def sized_to_nominal_batch(fn: FunctionFacts, window: Window) -> bool:
             continue
         for value in fn.all_bindings(name):
             for node in ast.walk(value if isinstance(value, ast.AST) else ast.Pass()):
-                if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv)) and any(
-                        set(name_words(n)) & _BATCH_SIZE_WORDS for n in names_in(node)):
+                if _division(node) and any(set(name_words(n)) & _BATCH_SIZE_WORDS for n in names_in(node)):
                     return True
     return _rate_divided_by_the_split_batch(fn, window)
 

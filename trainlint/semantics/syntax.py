@@ -214,42 +214,10 @@ def terminates(body: list) -> bool:
     return False
 
 
-def branches_of(root: ast.AST, node: ast.AST) -> dict:
-    """For each ``if`` around ``node`` inside ``root``: that statement -> the block holding
-    ``node`` ("body" or "orelse"). Two nodes in different blocks of one ``if`` never both run."""
-    path: dict = {}
-
-    def visit(statement: ast.AST) -> bool:  # whether `node` is inside `statement`
-        if statement is node:
-            return True
-        for block in ("body", "orelse", "finalbody", "handlers"):
-            for child in getattr(statement, block, None) or ():
-                if not isinstance(child, _NESTED_SCOPES) and visit(child):
-                    if isinstance(statement, ast.If):
-                        path[statement] = block
-                    return True
-        return isinstance(statement, (ast.stmt, ast.excepthandler)) and _holds(statement, node)
-
-    visit(root)
-    return path
-
-
-def _holds(statement: ast.AST, node: ast.AST) -> bool:
-    """Whether ``node`` is part of the statement itself (not of a nested block)."""
-    blocks = {id(child) for block in ("body", "orelse", "finalbody", "handlers")
-              for child in getattr(statement, block, None) or ()}
-    stack = [child for child in ast.iter_child_nodes(statement) if id(child) not in blocks]
-    while stack:
-        current = stack.pop()
-        if current is node:
-            return True
-        stack.extend(ast.iter_child_nodes(current))
-    return False
-
-
 def if_paths(root: ast.AST) -> dict:
-    """For every node inside ``root`` (nested scopes excluded), by id: what ``branches_of`` says
-    of it, all found in one walk (for callers that ask of many nodes of one function)."""
+    """For every node inside ``root`` (nested scopes excluded), by id: each ``if`` statement around
+    it -> the block holding it ("body" or "orelse"). Two nodes in different blocks of one ``if``
+    never both run."""
     paths: dict = {}
     blocks = ("body", "orelse", "finalbody", "handlers")
 
@@ -277,11 +245,9 @@ def exclusive_nodes(root: ast.AST, first: ast.AST, second: ast.AST, paths: Optio
     of one ``if``, or in opposite blocks of two ``if`` statements that ask the same question
     (``if not validation: ... else: <first>`` then ``if not validation: <second>``), one whose
     names ``root`` never binds and that calls nothing, so that both get the same answer.
-    ``paths``: ``if_paths(root)``, when asking of many nodes."""
-    if paths is not None:
-        one, other = paths.get(id(first), {}), paths.get(id(second), {})
-    else:
-        one, other = branches_of(root, first), branches_of(root, second)
+    ``paths``: ``if_paths(root)``, kept by callers that ask of many nodes."""
+    paths = if_paths(root) if paths is None else paths
+    one, other = paths.get(id(first), {}), paths.get(id(second), {})
     if any(other.get(statement, block) != block for statement, block in one.items()):
         return True
     tests = {}
