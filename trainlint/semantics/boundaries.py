@@ -13,7 +13,7 @@ from .values import binding_before
 from .modes import optimizer_modules
 from .summaries import arguments_of
 from .modules import module_classes
-from .syntax import dotted, last_part, name_words, names_in, text
+from .syntax import dotted, is_division, last_part, name_words, names_in, text
 
 _ACCUMULATION_WORDS = {"accum", "accumulate", "accumulation", "accumulated", "ga", "micro", "update", "freq"}
 
@@ -318,21 +318,17 @@ def sized_to_nominal_batch(fn: FunctionFacts, window: Window) -> bool:
             continue
         for value in fn.all_bindings(name):
             for node in ast.walk(value if isinstance(value, ast.AST) else ast.Pass()):
-                if _division(node) and any(set(name_words(n)) & _BATCH_SIZE_WORDS for n in names_in(node)):
+                if is_division(node) and any(set(name_words(n)) & _BATCH_SIZE_WORDS for n in names_in(node)):
                     return True
     return _rate_divided_by_the_split_batch(fn, window)
 
 
 def _rate_divided_by_the_split_batch(fn: FunctionFacts, window: Window) -> bool:
     counts = names_in(window.count)
-    nominal = {dotted(node.left) for node in ast.walk(fn.node) if _division(node) and dotted(node.right) in counts
+    nominal = {dotted(node.left) for node in ast.walk(fn.node) if is_division(node) and dotted(node.right) in counts
                and set(name_words(dotted(node.left) or "")) & _BATCH_SIZE_WORDS}
     built = constructor_of(fn, window.step.target) if nominal else None
     if built is None:
         return False
     rate = [k.value for k in built.call.keywords if k.arg == "lr"] + list(built.call.args[1:2])
-    return any(_division(node) and dotted(node.right) in nominal for value in rate for node in ast.walk(value))
-
-
-def _division(node: ast.AST) -> bool:
-    return isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv))
+    return any(is_division(node) and dotted(node.right) in nominal for value in rate for node in ast.walk(value))

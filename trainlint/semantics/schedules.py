@@ -8,7 +8,7 @@ from .boundaries import is_accumulation_count, loop_targets, modulus_counter
 from .dataflow import sources_of
 from .model import FunctionFacts, Guard, Loop, Unpacked
 from .roles import scheduler_constructor
-from .syntax import argument, called_names, dotted, last_part, name_words, names_in, number_constant
+from .syntax import argument, called_names, dotted, is_division, last_part, name_words, names_in, number_constant
 from .summaries import arguments_of
 from .values import handed_in, origins
 
@@ -119,14 +119,15 @@ def _length_is_the_runs_micro_batches(fn: FunctionFacts, scheduler: str, loop: L
     micro-batches ``fn`` runs: a parameter that the batch loop counts up to (``range(num_steps)``),
     or that an outer loop divides by a loader's length (``range(ceil(num_steps / len(loader)))``)."""
     counted = set()
-    for enclosing, depth in _loops_outwards(loop):
-        bound = getattr(enclosing.node, "iter", None)
-        if isinstance(bound, ast.Call) and dotted(bound.func) == "range" and depth == 0:
-            counted |= {dotted(a) for a in bound.args[-1:]} & set(fn.params)
-        for node in ast.walk(bound) if bound is not None else ():
-            if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv)) \
-                    and "len" in called_names(node.right):
+    batches = getattr(loop.node, "iter", None)
+    if isinstance(batches, ast.Call) and dotted(batches.func) == "range":
+        counted |= {dotted(a) for a in batches.args[-1:]} & set(fn.params)
+    enclosing = loop
+    while enclosing is not None:
+        for node in ast.walk(getattr(enclosing.node, "iter", None) or ast.Pass()):
+            if is_division(node) and "len" in called_names(node.right):
                 counted |= names_in(node.left) & set(fn.params)
+        enclosing = enclosing.parent
     sites = fn.file.call_sites(fn)
     if not counted or not sites:
         return False
@@ -137,13 +138,6 @@ def _length_is_the_runs_micro_batches(fn: FunctionFacts, scheduler: str, loop: L
         if not any(dotted(passed.get(name)) in lengths for name in counted):
             return False
     return True
-
-
-def _loops_outwards(loop: Loop):
-    depth = 0
-    while loop is not None:
-        yield loop, depth
-        loop, depth = loop.parent, depth + 1
 
 
 def _length(call: ast.Call) -> List[ast.AST]:
@@ -168,8 +162,7 @@ def _counts_micro_batches(fn: FunctionFacts, length: List[ast.AST], accumulation
 def _divided_by_a_batch_size(expr: ast.AST) -> bool:
     """``num_images // batch_size * epochs``: a dataset's size in batches, as ``len(loader)`` counts
     them (a batch size that holds the accumulation factor is caught by the caller's test)."""
-    return any(isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv))
-               and any({"batch", "size"} <= set(name_words(name)) for name in names_in(node.right))
+    return any(is_division(node) and any({"batch", "size"} <= set(name_words(name)) for name in names_in(node.right))
                for node in ast.walk(expr))
 
 

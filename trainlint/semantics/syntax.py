@@ -66,6 +66,11 @@ def held_object(node: Optional[ast.AST]) -> Optional[str]:
 BUILDER_NAME = re.compile(r"^_*(build|create|make|load|construct|instantiate|init|initialize|setup|get|prepare)(_|$|[A-Z])")
 
 
+def is_division(node: ast.AST) -> bool:
+    """``a / b`` or ``a // b``."""
+    return isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.FloorDiv))
+
+
 def last_part(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 
