@@ -76,7 +76,7 @@ def main(root: str) -> None:
         with open(path, "rb") as handle:
             data = handle.read()
         found: dict = {}
-        admitted = [code for code in sorted(rules) if rules[code].may_match(data, False, found)]
+        admitted = [code for code in sorted(rules) if rules[code].may_match(data, frozenset(), found)]
         if not admitted:
             continue
         try:
@@ -97,8 +97,8 @@ def main(root: str) -> None:
                     reach.add(callee)
                     stack.append(callee)
             reach_text = b"\n".join(functions[i][1] for i in reach)
-            own = any(rules[code].may_match(text, False, {}) for code in admitted)
-            helpers = any(rules[code].may_match(reach_text, False, {}) for code in admitted)
+            own = any(rules[code].may_match(text, frozenset(), {}) for code in admitted)
+            helpers = any(rules[code].may_match(reach_text, frozenset(), {}) for code in admitted)
             summaries = helpers or BACKWARD.found_in(reach_text) or EVAL_MODE.found_in(reach_text) \
                 or bool(TRAIN_MODE_CALL.search(reach_text))
             builders = summaries or bool(BUILDER_CALL.search(text))

@@ -5,7 +5,7 @@ from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import computed_without_grad, target_beside_its_prediction
 from trainlint.semantics.modes import stepped_modules, trained_modules
 from trainlint.semantics.syntax import calls_in, dotted
-from trainlint.semantics.prerequisites import BACKWARD, NO_GRAD
+from trainlint.semantics.prerequisites import BACKWARD_WRITTEN, NO_GRAD
 
 
 class TrainingForwardWithoutGrad(Rule):
@@ -34,7 +34,7 @@ class TrainingForwardWithoutGrad(Rule):
     name = "training-forward-without-grad"
     severity = "error"
     summary = "the trained model's forward runs under no_grad and its output reaches backward()"
-    requires = (BACKWARD, NO_GRAD)
+    requires = (BACKWARD_WRITTEN, NO_GRAD)
 
     INVALID = [
         """

@@ -2,7 +2,7 @@ from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.dataflow import outside_graph
 from trainlint.semantics.syntax import text
-from trainlint.semantics.prerequisites import BACKWARD
+from trainlint.semantics.prerequisites import BACKWARD_WRITTEN
 
 
 class LossDetachedBeforeBackward(Rule):
@@ -28,7 +28,7 @@ class LossDetachedBeforeBackward(Rule):
     name = "loss-detached-before-backward"
     severity = "error"
     summary = "backward() on a loss rebuilt outside the graph (.item(), .detach(), .data)"
-    requires = (BACKWARD,)
+    requires = (BACKWARD_WRITTEN,)
 
     INVALID = [
         """

@@ -4,7 +4,7 @@ from trainlint.semantics.boundaries import accumulation_windows, sized_to_nomina
 from trainlint.semantics.dataflow import gradients_rescaled, loss_rescaled
 from trainlint.semantics.roles import Role, role_of
 from trainlint.semantics.syntax import dotted
-from trainlint.semantics.prerequisites import BACKWARD
+from trainlint.semantics.prerequisites import BACKWARD_WRITTEN
 
 
 class AccumulationWithoutLossDivision(Rule):
@@ -36,7 +36,7 @@ class AccumulationWithoutLossDivision(Rule):
     name = "accumulation-without-loss-division"
     severity = "warning"
     summary = "gradients accumulated over k micro-batches but the loss is never divided by k"
-    requires = (BACKWARD,)
+    requires = (BACKWARD_WRITTEN,)
     INVALID = [
         """
         for i, (x, y) in enumerate(loader):

@@ -4,7 +4,7 @@ from trainlint.rule import Report, Restructure, Rule
 from trainlint.semantics import GuardKind, Kind, functions
 from trainlint.semantics.boundaries import describe, is_accumulation_count, loop_targets
 from trainlint.semantics.syntax import names_in
-from trainlint.semantics.prerequisites import BACKWARD
+from trainlint.semantics.prerequisites import BACKWARD_WRITTEN
 
 
 class LossRescaleInConditionalBranch(Rule):
@@ -30,7 +30,7 @@ class LossRescaleInConditionalBranch(Rule):
     name = "loss-rescale-in-conditional-branch"
     severity = "error"
     summary = "loss rescaled only on some iterations (inside a debug/varying branch)"
-    requires = (BACKWARD,)
+    requires = (BACKWARD_WRITTEN,)
 
     INVALID = [
         """

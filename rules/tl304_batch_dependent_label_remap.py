@@ -4,7 +4,7 @@ from trainlint.rule import Report, Rule
 from trainlint.semantics import Kind, functions
 from trainlint.semantics.boundaries import describe
 from trainlint.semantics.syntax import calls_in, dotted, last_part, root_name
-from trainlint.semantics.prerequisites import BATCH_REDUCTION, LOOP, SHIFT
+from trainlint.semantics.prerequisites import LOOP, SHIFT_OF_REDUCED
 
 _REDUCTIONS = {"max", "min", "amax", "amin", "any", "all", "sum", "unique", "item"}
 
@@ -30,7 +30,7 @@ class BatchDependentLabelRemap(Rule):
     name = "batch-dependent-label-remap"
     severity = "warning"
     summary = "labels shifted under a condition computed from the current batch"
-    requires = (BATCH_REDUCTION, LOOP, SHIFT)
+    requires = (LOOP, SHIFT_OF_REDUCED)
 
     INVALID = [
         """

@@ -3,7 +3,7 @@ from trainlint.semantics import Kind, functions
 from trainlint.semantics.boundaries import backward_events_in
 from trainlint.semantics.syntax import last_part
 from trainlint.semantics.values import bound_in_loop, built_over, keeps_no_state, starts_new_run
-from trainlint.semantics.prerequisites import BACKWARD
+from trainlint.semantics.prerequisites import BACKWARD_WRITTEN
 
 
 class OptimizerRebuiltInLoop(Rule):
@@ -29,7 +29,7 @@ class OptimizerRebuiltInLoop(Rule):
     name = "optimizer-rebuilt-in-loop"
     severity = "error"
     summary = "optimizer/scheduler/GradScaler constructed inside the training loop: state resets"
-    requires = (BACKWARD,)
+    requires = (BACKWARD_WRITTEN,)
 
     INVALID = [
         """

@@ -81,19 +81,27 @@ def test_spellings_a_word_list_could_miss_are_seen(tmp_path, name, source, expec
     (P.DISCARDED_MOVE, "batch.x.to(d)\n", False),  # only a bare name can be known to hold a tensor
     (P.DISCARDED_MOVE, "    y .to(d)\n", True),
     (P.DISCARDED_MOVE, "a = 1; y.float()\n", True),
-    (P.SHIFT, "n = m - 1\n", False),
-    (P.SHIFT, "ok = x == x - 1\n", False),
-    (P.SHIFT, "z = self.y - 1\n", False),
-    (P.SHIFT, "self.y = self.y - 1\n", True),
-    (P.SHIFT, "    y=y+2\n", True),
+    (P.SHIFT_OF_REDUCED, "n = m - 1\nif n.max() > 9: pass\n", False),  # not a shift of itself
+    (P.SHIFT_OF_REDUCED, "ok = x == x - 1\nif x.max() > 9: pass\n", False),
+    (P.SHIFT_OF_REDUCED, "z = self.y - 1\nif z.max() > 9: pass\n", False),
+    (P.SHIFT_OF_REDUCED, "i += 1\nif y.max() > 9: pass\n", False),  # shifted and reduced: two names
+    (P.SHIFT_OF_REDUCED, "y -= 1\nif by.max() > 9: pass\n", False),
+    (P.SHIFT_OF_REDUCED, "if self.y.max() > 9:\n    self.y = self.y - 1\n", True),
+    (P.SHIFT_OF_REDUCED, "if y.min() < 0:\n    y=y+2\n", True),
+    (P.SHIFT_OF_REDUCED, "if ready and torch.max (y) > 9: y = (y - 1)\n", True),
+    (P.SHIFT_OF_REDUCED, "if (y\n        .max() > 9):\n    y -= 1\n", True),  # a chain over two lines
+    (P.SHIFT_OF_REDUCED, "if y[\n        mask, 0].max() > 9:\n    y -= 1\n", True),
+    (P.SHIFT_OF_REDUCED, "if self . y.any():\n    self.y += 1\n", True),
 ])
 def test_pattern_evidence_confirms_the_statement_not_the_substring(evidence, source, found):
     assert evidence.found_in(source.encode()) is found
 
 
-def test_a_file_calling_a_summarised_helper_is_analysed(tmp_path, monkeypatch):
-    """Nothing in train.py meets a prerequisite, but it calls a helper that trains: the
-    helper's backward() happens at that call, so the file is analysed to ask about it."""
+def test_a_file_calling_summarised_helpers_is_analysed_when_they_complete_a_rule(tmp_path, monkeypatch):
+    """Nothing in train.py meets a prerequisite, but it calls a helper that trains and one that
+    leaves the model in eval mode: their events happen at those calls, so the file is analysed
+    (TL102). step.py calls only the helper that trains: a backward() of another file brings no
+    loss for the rules that read one, and no rule needs a backward alone, so it is not."""
     analysed = []
     run = Engine._run
 
@@ -102,14 +110,29 @@ def test_a_file_calling_a_summarised_helper_is_analysed(tmp_path, monkeypatch):
         return run(self, tasks)
 
     monkeypatch.setattr(Engine, "_run", recording_run)
-    lint(tmp_path, {
+    findings = lint(tmp_path, {
         "engine.py": """\
             def train_step(net, opt, x, y):
                 opt.zero_grad()
                 F.mse_loss(net(x), y).backward()
                 opt.step()
+
+            def evaluate(net, loader):
+                net.eval()
+                return sum(net(x).sum() for x in loader)
             """,
         "train.py": """\
+            import torch
+            from engine import evaluate, train_step as run_step
+
+            def main(model, loader, val_loader):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for epoch in range(10):
+                    for x, y in loader:
+                        run_step(model, optimizer, x, y)
+                    evaluate(model, val_loader)
+            """,
+        "step.py": """\
             from engine import train_step
 
             for x, y in loader:
@@ -117,7 +140,8 @@ def test_a_file_calling_a_summarised_helper_is_analysed(tmp_path, monkeypatch):
             """,
         "unrelated.py": "print('hello')\n",
     })
-    assert "train.py" in analysed and "unrelated.py" not in analysed
+    assert ("train.py", "TL102", 9) in findings
+    assert "train.py" in analysed and "step.py" not in analysed and "unrelated.py" not in analysed
 
 
 def renamed(source, style):
@@ -177,6 +201,6 @@ def test_prerequisites_never_hide_a_finding(tmp_path, monkeypatch):
         return sorted((f["path"], f["line"], f["code"], f["message"]) for f in findings)
 
     gated = lint()
-    monkeypatch.setattr(Rule, "may_match", classmethod(lambda cls, data, answered=False, found=None: True))
+    monkeypatch.setattr(Rule, "may_match", classmethod(lambda cls, data, summaries=frozenset(), found=None: True))
     assert gated == lint()
     assert len(gated) > 300  # the examples' findings are there to compare

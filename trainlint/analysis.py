@@ -13,7 +13,7 @@ import tokenize
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Dict, List, Optional, Tuple
+from typing import AbstractSet, Dict, List, Optional, Tuple, Union
 
 from .config import required_python
 from .rule import Finding, Fix, Report, Restructure, all_rules
@@ -41,14 +41,15 @@ def problem(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
     return Finding("TL000", "file-not-linted", "error", message, path, line, column, line, column, None)
 
 
-def may_match(data: bytes, codes, answered: bool = False) -> bool:
-    """Whether any of the rules ``codes`` can match a file with these bytes (see Rule.may_match)."""
-    rules, found = all_rules(), {}
-    return any(rules[code].may_match(data, answered, found) for code in codes)
+def may_match(data: bytes, codes, summaries: AbstractSet[str] = frozenset(), found: Optional[dict] = None) -> bool:
+    """Whether any of the rules ``codes`` can match a file with these bytes (see Rule.may_match);
+    ``found`` keeps what was looked for, for the analysis to go on from."""
+    rules, found = all_rules(), {} if found is None else found
+    return any(rules[code].may_match(data, summaries, found) for code in codes)
 
 
-def parses(data: bytes) -> bool:
-    """Whether the bytes are Python that ``ast.parse`` accepts. Building the symbol table answers
+def parses(data: Union[bytes, str]) -> bool:
+    """Whether the bytes (or text) are Python that ``ast.parse`` accepts. Building the symbol table answers
     most files faster (it parses, builds no Python objects for the syntax tree and generates no
     code); what it rejects beyond the parser's rules (``nonlocal`` at module level) is asked of
     ``ast.parse`` itself."""
@@ -63,7 +64,7 @@ def parses(data: bytes) -> bool:
     return False
 
 
-def _symbol_table(data: bytes) -> None:
+def _symbol_table(data: Union[bytes, str]) -> None:
     symtable.symtable(data, "<linted>", "exec")
 
 
@@ -96,10 +97,12 @@ def empty_result(module_name: str, findings=()) -> dict:
     return {"module": module_name, "findings": list(findings), "exports": {}, "asked": [], "uses": [], "passers": [], "unused": []}
 
 
-def lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index) -> dict:
-    """lint_bytes, with notebooks (.ipynb) turned into one module and mapped back to cells."""
+def lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index,
+              found: Optional[Dict[str, bool]] = None) -> dict:
+    """lint_bytes, with notebooks (.ipynb) turned into one module and mapped back to cells;
+    ``found``: the prerequisites the engine already looked for in ``data``, by name."""
     with _collector_paused():
-        return _lint_file(data, path, module, settings, index)
+        return _lint_file(data, path, module, settings, index, found)
 
 
 @contextmanager
@@ -118,17 +121,15 @@ def _collector_paused():
         gc.enable()
 
 
-def _lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index) -> dict:
+def _lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index, found) -> dict:
     if not path.endswith(".ipynb"):
-        return lint_bytes(data, path, module, settings, index)
+        return lint_bytes(data, path, module, settings, index, found)
     from .notebooks import NotebookError, map_back, virtual_source
-    from .semantics.summaries import AnsweringIndex
-
     try:
         source, origin = virtual_source(data)
     except NotebookError as error:
         return empty_result(module[0], [problem(path, str(error)).to_json()])
-    if not may_match(source, settings.codes, isinstance(index, AnsweringIndex)) and parses(source):
+    if not may_match(source, settings.codes, index.summaries_say) and parses(source):
         return empty_result(module[0])  # as for a Python file: unmatched, only its syntax is checked
     result = lint_bytes(source, path, module, settings, index)
     for key in ("findings", "unused"):
@@ -136,7 +137,8 @@ def _lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settin
     return result
 
 
-def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index) -> dict:
+def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index,
+               found: Optional[Dict[str, bool]] = None) -> dict:
     """Findings, exported function summaries and cross-file questions for one file."""
     module_name, package = module
     result = empty_result(module_name)
@@ -148,7 +150,8 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         return result
     from .semantics import analyze, functions
     from .semantics.modes import builder_uses, returned_eval_model
-    from .semantics.summaries import AnsweringIndex, RecordingIndex, ask_about_calls, summarize
+    from .semantics.prerequisites import EVERY_SUMMARY, from_names
+    from .semantics.summaries import RecordingIndex, ask_about_calls, summarize
 
     try:
         with warnings.catch_warnings():
@@ -166,12 +169,12 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
     lines = split_lines(text)
     findings: List[Finding] = []
     rules = all_rules()
-    answered, found, needs_answers = isinstance(index, AnsweringIndex), {}, False
+    recording, found, needs_answers = isinstance(index, RecordingIndex), from_names(found or {}), False
     for code in settings.codes:
         rule = rules[code]
-        if not rule.may_match(data, answered, found):
+        if not rule.may_match(data, index.summaries_say, found):
             # what the file lacks may come from the summaries of the functions it calls
-            needs_answers = needs_answers or (not answered and rule.may_match(data, True, found))
+            needs_answers = needs_answers or (recording and rule.may_match(data, EVERY_SUMMARY, found))
             continue
         try:
             reports = list(rule().check(facts))

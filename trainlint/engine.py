@@ -139,10 +139,10 @@ def _init_worker(settings: Settings) -> None:
 def _lint_task(task) -> dict:
     from .semantics.summaries import AnsweringIndex, RecordingIndex
 
-    data, path, module, answers = task
+    data, path, module, answers, found = task
     index = RecordingIndex() if answers is None else AnsweringIndex(answers)
     try:
-        return lint_file(data, path, module, _SETTINGS, index)
+        return lint_file(data, path, module, _SETTINGS, index, found)
     except Exception as error:  # a bug in trainlint must not hide the other files' findings
         return empty_result(module[0], [problem(path, f"internal error while linting: {error!r}").to_json()])
 
@@ -182,14 +182,22 @@ class Engine:
                     continue
             modules[source.path] = module_of(source.path)
             keys[source.path] = self.key(source.path, modules[source.path], source.data)
-            task = (source.data, source.path, modules[source.path], None)
             cached = self.cache.get(keys[source.path])
             if cached is not None:
                 results[source.path] = cached
                 if cached.get("skipped"):
-                    skipped.append(task)
-            elif not may_match(source.data, self.settings.codes) and b"\0" not in source.data \
-                    and not source.path.endswith(".ipynb") and parses(source.data):  # a notebook is checked after it is read
+                    skipped.append((source.data, source.path, modules[source.path], None, None))
+                continue
+            if source.path.endswith(".ipynb"):  # its prerequisites are looked for in its code, once read
+                todo.append((source.data, source.path, modules[source.path], None, None))
+                continue
+            from .semantics.prerequisites import by_name  # here: a fully cached run needs no semantics
+
+            found: dict = {}
+            matches = may_match(source.data, self.settings.codes, found=found)
+            # the worker goes on from what was looked for (by name: it has evidence objects of its own)
+            task = (source.data, source.path, modules[source.path], None, by_name(found))
+            if not matches and b"\0" not in source.data and parses(source.data):
                 # nothing a rule looks for: not analysed (a file that does not parse is, to say so)
                 results[source.path] = dict(empty_result(modules[source.path][0]), skipped=True)
                 self.cache.put(keys[source.path], results[source.path])
@@ -214,17 +222,31 @@ class Engine:
 
     def _summary_callers_pass(self, skipped: list, results: Dict[str, dict], keys: Dict[str, str]) -> list:
         """Analyse the skipped files that may call a function another file exported a summary
-        for (it trains, or leaves its argument in eval mode): those events happen at the call,
-        where no word of the calling file shows them. Returns the files still skipped."""
-        exported = {full_name(result, qualname) for result in results.values() for qualname in result["exports"]}
-        if not exported:
+        for (it trains, or switches its argument's mode): those events happen at the call, where
+        no word of the calling file shows them. A file is analysed when what the summaries of
+        the functions it may call say completes some rule's prerequisites (a loop calling
+        ``train_epoch()`` and ``evaluate()`` from another file). Returns the files still skipped."""
+        from .semantics.summaries import FunctionSummary
+
+        said_by_leaf: Dict[bytes, List[Tuple[str, frozenset]]] = {}
+        for result in results.values():
+            for qualname, summary in result["exports"].items():
+                says = FunctionSummary.from_json(summary).says
+                if says:
+                    name = full_name(result, qualname)
+                    said_by_leaf.setdefault(name.rsplit(".", 1)[-1].encode(), []).append((name, says))
+        if not said_by_leaf:
             return skipped
-        by_leaf: Dict[bytes, List[str]] = {}
-        for name in exported:
-            by_leaf.setdefault(name.rsplit(".", 1)[-1].encode(), []).append(name)
-        todo = [task for task in skipped if any(
-            _names_module_of(task[0], name) for leaf in set(_CALLED.findall(task[0])) & by_leaf.keys()
-            for name in by_leaf[leaf])]
+        todo = []
+        for task in skipped:
+            data = task[0]
+            leaves = set(_CALLED.findall(data))
+            if b" as" in data:  # `from engine import train_epoch as run_epoch`: called by another name
+                leaves.update(_IMPORTED_AS.findall(data))
+            said = frozenset().union(*(says for leaf in leaves & said_by_leaf.keys()
+                                       for name, says in said_by_leaf[leaf] if _names_module_of(data, name)))
+            if said and may_match(data, self.settings.codes, said):
+                todo.append(task)
         for task, result in zip(todo, self._run(todo)):
             results[task[1]] = result
             self.cache.put(keys[task[1]], result)
@@ -265,7 +287,7 @@ class Engine:
             if cached is not None:
                 results[source.path] = cached
             else:
-                todo.append((source.data, source.path, modules[source.path], answers))
+                todo.append((source.data, source.path, modules[source.path], answers, None))
                 task_keys.append(key)
         for task, key, result in zip(todo, task_keys, self._run(todo)):
             result["asked"] = results[task[1]]["asked"]
@@ -295,7 +317,8 @@ def full_name(result: dict, qualname: str) -> str:
     return f"{result['module']}.{qualname}" if result["module"] else qualname
 
 
-_CALLED = re.compile(rb"(\w+)\s*\(")
+_CALLED = re.compile(rb"\b(\w++)\s*+\(")  # possessive: no backtracking into the name (5x faster)
+_IMPORTED_AS = re.compile(rb"\b(\w++)\s++as\b")
 
 
 def _may_call(data: bytes, qualified: str) -> bool:

@@ -9,7 +9,7 @@ from typing import List, Optional
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from .analysis import split_lines
+from .analysis import parses, split_lines
 from .rule import Restructure
 
 
@@ -35,11 +35,7 @@ def restructure_edits(text: str, change: Restructure) -> Optional[List[dict]]:
             return None
     mover = _Mover(anchor, moved, statement, change.after)
     new_text = module.visit(mover).code
-    if not mover.placed or new_text == text:
-        return None
-    try:
-        cst.parse_module(new_text)
-    except Exception:
+    if not mover.placed or new_text == text or not parses(new_text):
         return None
     return [_edit_between(text, new_text)]
 
@@ -71,6 +67,11 @@ class _Mover(cst.CSTTransformer):
         self.anchor, self.moved, self.statement, self.after = anchor, moved, statement, after
         self.emptied: set = set()
         self.placed = False
+
+    def on_visit(self, node) -> bool:
+        # statements move whole: only the nodes that hold statement lists are rebuilt (the
+        # expressions and simple statements of a large file are most of its nodes)
+        return isinstance(node, _HOLDS_STATEMENTS) and super().on_visit(node)
 
     def _rebuild(self, original_body, updated_body) -> list:
         body = []
@@ -107,6 +108,10 @@ class _Mover(cst.CSTTransformer):
 
     def leave_Module(self, original_node, updated_node):
         return updated_node.with_changes(body=self._rebuild(original_node.body, updated_node.body))
+
+
+_HOLDS_STATEMENTS = (cst.Module, cst.IndentedBlock, cst.BaseCompoundStatement, cst.Else, cst.ExceptHandler,
+                     cst.ExceptStarHandler, cst.Finally, cst.MatchCase)
 
 
 def _walk(node):

@@ -11,7 +11,7 @@ import pkgutil
 import sys
 import textwrap
 from dataclasses import dataclass
-from typing import ClassVar, Dict, Iterable, List, Optional, Tuple, Union
+from typing import AbstractSet, ClassVar, Dict, Iterable, List, Optional, Tuple, Union
 
 SEVERITIES = ("info", "warning", "error")
 MARKER = "# <-"  # in INVALID examples: this line must be reported
@@ -90,13 +90,14 @@ class Rule:
         raise NotImplementedError
 
     @classmethod
-    def may_match(cls, data: bytes, answered: bool = False, found: Optional[dict] = None) -> bool:
-        """Whether a file with these bytes can hold a finding of this rule; ``answered``: the
-        file is linted with the other files' summaries, which can stand for some prerequisites;
-        ``found``: the prerequisites already looked for in these bytes."""
+    def may_match(cls, data: bytes, summaries: AbstractSet[str] = frozenset(), found: Optional[dict] = None) -> bool:
+        """Whether a file with these bytes can hold a finding of this rule; ``summaries``: what
+        the summaries of the other files' functions it calls say (they train, they switch
+        modes), which can stand for some prerequisites; ``found``: the prerequisites already
+        looked for in these bytes."""
         from .semantics.prerequisites import holds  # not at import: a fully cached run needs no semantics
 
-        return holds(cls.requires, data, answered, found)
+        return holds(cls.requires, data, summaries, found)
 
     @classmethod
     def explain(cls) -> str:

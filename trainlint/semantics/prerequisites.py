@@ -8,66 +8,101 @@ two and stays exact.
 
 A ``backward()`` or a mode switch inside a function of another linted file reaches a call site
 through that function's summary, which no word of the calling file shows; such prerequisites are
-``from_summaries``: they also hold when the engine lints a file again with the other files'
-answers (see ``engine.Engine._summary_callers_pass`` for how those files are found).
+``supplied_by`` what a summary says (it trains, it switches modes): they also hold when the file
+calls a function whose summary says so (see ``engine.Engine._summary_callers_pass`` for how those
+files are found). A summary's backward carries no loss, so the rules that read the loss need
+``BACKWARD_WRITTEN``, and a summary's mode switch is no ``.eval()`` of the file's own: the
+builder rule needs ``EVAL_MODE_WRITTEN``.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Match, Optional, Pattern, Tuple
+from typing import AbstractSet, Callable, Dict, Iterable, Match, Optional, Pattern, Tuple
+
+# what a function summary (semantics.summaries) can stand for at a call site
+TRAINS, SWITCHES_MODES = "trains", "switches modes"
+EVERY_SUMMARY = frozenset((TRAINS, SWITCHES_MODES))
+
+
+_BY_NAME: Dict[str, "Evidence"] = {}
 
 
 @dataclass(frozen=True, eq=False)
 class Evidence:
     """Text without which a kind of fact cannot be in a file: any of ``words``, or a match of
     ``pattern`` that ``confirm`` accepts (for the few facts a word cannot pin down; a pattern
-    that starts with a literal keeps the scan fast, ``confirm`` looks around it). Each is made
-    once, below, and known by identity."""
+    that starts with a literal keeps the scan fast, ``confirm`` looks around it), or what
+    ``test`` finds in the whole text (two statements that must name the same variable). Each is
+    made once, below, and known by identity."""
 
     name: str
     words: Tuple[bytes, ...] = ()
     pattern: Optional[Pattern[bytes]] = None
     confirm: Optional[Callable[[bytes, Match], bool]] = None
-    from_summaries: bool = False
+    test: Optional[Callable[[bytes], bool]] = None
+    supplied_by: Optional[str] = None  # what a called function's summary must say to stand for it
     parts: Tuple["Evidence", ...] = ()
 
-    def found_in(self, data: bytes) -> bool:
+    def __post_init__(self):
+        if _BY_NAME.setdefault(self.name, self) is not self:
+            raise ValueError(f"two kinds of evidence named {self.name!r}")  # names travel to worker processes
+
+    def found_in(self, data: bytes, found: Optional[Dict["Evidence", bool]] = None) -> bool:
         if self.parts:
-            return any(part.found_in(data) for part in self.parts)
+            found = {} if found is None else found
+            return any(_found(part, data, found) for part in self.parts)
         if any(word in data for word in self.words):
+            return True
+        if self.test is not None and self.test(data):
             return True
         return self.pattern is not None and any(self.confirm is None or self.confirm(data, match)
                                                 for match in self.pattern.finditer(data))
 
+    def supplied(self, summaries: AbstractSet[str]) -> bool:
+        """Whether summaries saying ``summaries`` stand for this evidence."""
+        return self.supplied_by in summaries or any(part.supplied(summaries) for part in self.parts)
 
-def evidence(name: str, *words: str, pattern: Optional[bytes] = None, confirm=None,
-             from_summaries: bool = False) -> Evidence:
-    return Evidence(name, tuple(w.encode() for w in words), re.compile(pattern) if pattern else None, confirm,
-                    from_summaries)
+
+def evidence(name: str, *words: str, pattern: Optional[bytes] = None, confirm=None, test=None) -> Evidence:
+    return Evidence(name, tuple(w.encode() for w in words), re.compile(pattern) if pattern else None, confirm, test)
 
 
 def either(name: str, *parts: Evidence) -> Evidence:
-    return Evidence(name, from_summaries=any(p.from_summaries for p in parts), parts=parts)
+    return Evidence(name, parts=parts)
 
 
-def holds(requirements: Iterable[Evidence], data: bytes, answered: bool = False,
+def or_summary(written: Evidence, supplied_by: str) -> Evidence:
+    """``written``, or a call of a function whose summary says ``supplied_by``."""
+    return Evidence(f"{written.name}, or a summary", parts=(written,), supplied_by=supplied_by)
+
+
+def holds(requirements: Iterable[Evidence], data: bytes, summaries: AbstractSet[str] = frozenset(),
           found: Optional[Dict[Evidence, bool]] = None) -> bool:
-    """Whether every requirement is met by ``data`` (or, with ``answered``, by the other files'
-    summaries where it can be). ``found`` remembers answers across the rules asking of one file."""
+    """Whether every requirement is met by ``data``, or by the summaries (what the functions of
+    other files that the file calls do: ``TRAINS``, ``SWITCHES_MODES``). ``found`` remembers
+    answers across the rules asking of one file."""
     found = {} if found is None else found
-    for requirement in requirements:
-        if answered and requirement.from_summaries:
-            continue
-        if requirement not in found:
-            found[requirement] = requirement.found_in(data)
-        if not found[requirement]:
-            return False
-    return True
+    return all(requirement.supplied(summaries) or _found(requirement, data, found) for requirement in requirements)
+
+
+def by_name(found: Dict[Evidence, bool]) -> Dict[str, bool]:
+    """What was found, to hand to another process (which has evidence objects of its own)."""
+    return {evidence.name: answer for evidence, answer in found.items()}
+
+
+def from_names(found: Dict[str, bool]) -> Dict[Evidence, bool]:
+    return {_BY_NAME[name]: answer for name, answer in found.items()}
+
+
+def _found(evidence: Evidence, data: bytes, found: Dict[Evidence, bool]) -> bool:
+    answer = found.get(evidence)
+    if answer is None:
+        answer = found[evidence] = evidence.found_in(data, found)
+    return answer
 
 
 _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") | frozenset(range(128, 256))
-_WORD_OR_DOT = _WORD | {ord(".")}
 
 
 def _starts_statement(data: bytes, position: int) -> bool:
@@ -88,31 +123,116 @@ def _name_statement(data: bytes, match: Match) -> bool:
     return start < end and not data[start:start + 1].isdigit() and _starts_statement(data, start)
 
 
-def _shifts_itself(data: bytes, match: Match) -> bool:
-    """The ``= y -`` matched completes ``y = y - ...`` (or ``+``), an assignment statement."""
-    equals = match.start()
-    if equals and data[equals - 1] in b"=<>!:+-*/%&|^@":
-        return False  # `==`, `<=`, `+=`, a walrus...: not an assignment of its own
-    line_start = data.rfind(b"\n", 0, equals) + 1  # this line only: slicing from the start is quadratic
-    target = data[line_start:equals].rstrip(b" \t")
-    start = line_start + len(target) - len(match.group(1))
-    if not target.endswith(match.group(1)) or (start and data[start - 1] in _WORD_OR_DOT):
+_NAME_CHAIN = rb"((?:[A-Za-z_]\w*+[ \t]*+\.[ \t]*+)*+[A-Za-z_]\w*+)"  # `y`, `self.y`, `self . y`
+# the right-hand side of `y = y - 1`, `y = (y + 1)` (the left-hand side is read backwards)
+_SELF_SHIFT = re.compile(rb"=[\s\\(]*+" + _NAME_CHAIN + rb"[\s\\)]*+[-+]")
+# `y.max(`, `torch.min(`, `max(`: the reductions a batch-dependent test calls
+_REDUCTION = re.compile(rb"\b(?:max|min|amax|amin|any|all|sum|unique|item)\s*+\(")
+_REDUCED_ARGUMENT = re.compile(rb"[\s(]*+" + _NAME_CHAIN)
+
+
+def _shifted_and_reduced(data: bytes) -> bool:
+    """Some name that is shifted (``y -= 1``, ``y = y + 1``) is also reduced: ``torch.min(y)``,
+    or a method called on it on one line (``y.max()``, ``(y - 1)[mask].any()``). A method call
+    on a line that goes on from the one before (the line starts with ``.``, ``)`` or ``]``,
+    closes a bracket it did not open, or follows a backslash) counts as reducing any name."""
+    shifted = _shifted_names(data)
+    if not shifted:
         return False
-    return _starts_statement(data, start)
+    receivers = None
+    for match in _REDUCTION.finditer(data):
+        argument = _REDUCED_ARGUMENT.match(data, match.end())
+        if argument and _is_or_under(_compact(argument.group(1)), shifted):
+            return True
+        dot = match.start()
+        while dot > 0 and data[dot - 1] in b" \t":
+            dot -= 1
+        if not dot or data[dot - 1] != ord("."):
+            continue  # `max(...)`, not a method
+        line_start = data.rfind(b"\n", 0, dot) + 1
+        before = data[line_start:dot - 1]
+        stripped = before.strip()
+        if not stripped or stripped[:1] in b".)]" or _follows_backslash(data, line_start) or \
+                before.count(b")") + before.count(b"]") > before.count(b"(") + before.count(b"["):
+            return True
+        receivers = receivers or re.compile(rb"(?<![\w.])(?:" + b"|".join(map(re.escape, shifted)) + rb")(?!\w)")
+        if receivers.search(_compact(before)):
+            return True
+    return False
+
+
+def _shifted_names(data: bytes) -> set:
+    names = set()
+    for operator in (b"+=", b"-="):
+        at = data.find(operator)
+        while at != -1:
+            names.add(_name_before(data, at))
+            at = data.find(operator, at + 2)
+    for match in _SELF_SHIFT.finditer(data):
+        name = _compact(match.group(1))
+        if _name_before(data, match.start()) == name:
+            names.add(name)
+    names.discard(None)
+    return names
+
+
+def _name_before(data: bytes, end: int) -> Optional[bytes]:
+    """The dotted name that ends before ``end`` (spaces, ``)`` and line continuations skipped)."""
+    stop = end
+    while stop and data[stop - 1] in b" \t\\\r\n)":
+        stop -= 1
+    start, cursor = None, stop
+    while True:
+        word = cursor
+        while word and data[word - 1] in _WORD:
+            word -= 1
+        if word == cursor:
+            break
+        start = cursor = word
+        while cursor and data[cursor - 1] in b" \t":
+            cursor -= 1
+        if not cursor or data[cursor - 1] != ord("."):
+            break
+        cursor -= 1
+        while cursor and data[cursor - 1] in b" \t":
+            cursor -= 1
+    return None if start is None else _compact(data[start:stop])
+
+
+def _is_or_under(name: bytes, names: set) -> bool:
+    return name in names or any(name.startswith(other + b".") for other in names)
+
+
+def _follows_backslash(data: bytes, line_start: int) -> bool:
+    end = line_start
+    while end and data[end - 1] in b" \t\r\n":
+        end -= 1
+    return bool(end) and data[end - 1] == ord("\\")
+
+
+def _compact(text: bytes) -> bytes:
+    return _AROUND_DOTS.sub(b".", text)
+
+
+_AROUND_DOTS = re.compile(rb"[ \t]*\.[ \t]*")
 
 
 _SCALER = ("scaler", "Scaler", "SCALER")  # timm's `loss_scaler(loss, optimizer)`: backward and step in one call
 
-# `loss.backward()`, Lightning's `manual_backward`, a loss-scaler call; or a helper's summary
-BACKWARD = evidence("backward", "backward", *_SCALER, from_summaries=True)
+# `loss.backward()`, Lightning's `manual_backward`, a loss-scaler call
+BACKWARD_WRITTEN = evidence("backward", "backward", *_SCALER)
+# ... or a call of a function of another file that trains
+BACKWARD = or_summary(BACKWARD_WRITTEN, TRAINS)
 # `optimizer.step()`, `scaler.step(optimizer)` (schedulers, EMA and DeepSpeed step alike), a loss-scaler call
 OPTIMIZER_STEP = evidence("optimizer step", ".step", *_SCALER)
 TRAINING = either("training", BACKWARD, OPTIMIZER_STEP)
 # `zero_grad()` (method or helper function), `p.grad = None`, `w.grad.zero_()`
 GRADIENTS_CLEARED = evidence("gradients cleared", "zero_grad", ".grad")
 CLIP = evidence("gradient clipping", "clip_grad")
-# `model.eval()`, `model.train(False)`; or a helper's summary (`evaluate(model)` leaves it in eval mode)
-EVAL_MODE = evidence("eval mode", ".eval(", ".train(", from_summaries=True)
+# `model.eval()`, `model.train(False)`
+EVAL_MODE_WRITTEN = evidence("eval mode", ".eval(", ".train(")
+# ... or a call of a function of another file that switches modes (`evaluate(model)` leaves it in eval mode)
+EVAL_MODE = or_summary(EVAL_MODE_WRITTEN, SWITCHES_MODES)
 NO_GRAD = evidence("no_grad", "no_grad", "inference_mode", "set_grad_enabled")
 # a non-finite check: `isfinite`, `isnan`, names such as `has_nan`/`found_inf`, and `x != x`
 NAN_CHECK = evidence("NaN check", "nan", "Nan", "NaN", "NAN", "inf", "Inf", "INF", "finite", "Finite", "FINITE",
@@ -122,13 +242,11 @@ ACTIVATION = evidence("softmax or sigmoid", "softmax", "Softmax", "sigmoid", "Si
 # `x += v`, `list.append(v)`
 ACCUMULATION = evidence("accumulation", "+=", ".append")
 # what dataflow.holds_loss recognises: criteria, `*_loss` functions, `.loss` attributes, `nn.*Loss`
-LOSS = either("loss", evidence("loss", "loss", "Loss", "LOSS", "criterion", "Criterion", "CRITERION", "kl_div"),
+LOSS = either("loss", evidence("loss words", "loss", "Loss", "LOSS", "criterion", "Criterion", "CRITERION", "kl_div"),
               LOGIT_LOSS)
-LOSS_OR_BACKWARD = either("loss or backward", LOSS, BACKWARD)
-# `y -= 1`, `y += 1` and `y = y - 1` (a constant shift)
-SHIFT = evidence("constant shift", "+=", "-=", pattern=rb"=[ \t]*([A-Za-z_][\w.]*)[ \t]*[-+]", confirm=_shifts_itself)
-# the reductions a batch-dependent test calls (`y.max()`, `torch.min(y)`, `(y < 0).any()`)
-BATCH_REDUCTION = evidence("batch reduction", "max(", "min(", "any(", "all(", "sum(", "unique(", "item(")
+LOSS_OR_BACKWARD = either("loss or backward", LOSS, BACKWARD_WRITTEN)
+# a shift (`y -= 1`, `y = y + 1`) of a name that a batch reduction reads (`if y.max() > 9`)
+SHIFT_OF_REDUCED = evidence("shift of a reduced value", test=_shifted_and_reduced)
 LOOP = evidence("loop", "for ", "while ", "for\t", "while\t", "for(", "while(", "training_step")
 # what dataflow.unguarded_normalisations divides by or takes the log of
 NORMALISATION = evidence("normalisation", "union", "Union", "UNION", ".norm(", "log(")

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 from .model import Event, FunctionFacts, Guard, Kind, Loop, Unpacked
+from .prerequisites import SWITCHES_MODES, TRAINS
 from .syntax import dotted, held_object
 
 MAX_DEPTH = 4
@@ -36,6 +37,11 @@ class FunctionSummary:
     @property
     def empty(self) -> bool:
         return not (self.param_modes or self.trains or self.returns_eval_model)
+
+    @property
+    def says(self) -> frozenset:
+        """What this summary adds at a call site, in the terms of the byte prerequisites."""
+        return frozenset((TRAINS,) * self.trains + (SWITCHES_MODES,) * bool(self.param_modes))
 
 
 def expand_events(fn: FunctionFacts, depth: int = 0, active: tuple = ()) -> List[Event]:
@@ -182,6 +188,8 @@ class RecordingIndex:
     """The index during the first pass: answers nothing and remembers what was asked, so that
     the engine can answer from the other files and lint again only the files that asked."""
 
+    summaries_say: frozenset = frozenset()  # it answers nothing
+
     def __init__(self):
         self.asked: set = set()
 
@@ -199,6 +207,9 @@ class AnsweringIndex:
 
     def __init__(self, answers: dict):
         self.answers = answers
+        # what the answered summaries add at call sites: the prerequisites they can stand for
+        self.summaries_say = frozenset().union(*(FunctionSummary.from_json(answer).says
+                                                 for (kind, _), answer in answers.items() if kind == "summary"))
 
     def summary(self, qualified: str) -> Optional[FunctionSummary]:
         found = self.answers.get(("summary", qualified))
