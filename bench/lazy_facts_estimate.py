@@ -28,7 +28,7 @@ import warnings
 from collections import Counter
 
 from trainlint.rule import all_rules
-from trainlint.semantics.prerequisites import BACKWARD, EVAL_MODE
+from trainlint.semantics.prerequisites import BACKWARD, EVAL_MODE, Scan
 
 BUILDER_CALL = re.compile(
     rb"(?<![\w])_*(?:build|create|make|load|construct|instantiate|init|initialize|setup|get|prepare)(?:[_A-Z]\w*)?\s*\(")
@@ -75,8 +75,8 @@ def main(root: str) -> None:
     for path in python_files(root):
         with open(path, "rb") as handle:
             data = handle.read()
-        found: dict = {}
-        admitted = [code for code in sorted(rules) if rules[code].may_match(data, frozenset(), found)]
+        scan = Scan(data)
+        admitted = [code for code in sorted(rules) if rules[code].may_match(data, frozenset(), scan)]
         if not admitted:
             continue
         try:

@@ -21,7 +21,7 @@ def findings(root: str) -> set:
 def main() -> int:
     root = sys.argv[1]
     gated = findings(root)
-    Rule.may_match = classmethod(lambda cls, data, summaries=frozenset(), found=None: True)  # worker processes fork after this
+    Rule.may_match = classmethod(lambda cls, data, summaries=frozenset(), scan=None: True)  # worker processes fork after this
     ungated = findings(root)
     for finding in sorted(ungated - gated):
         print("only without prerequisites:", *finding)

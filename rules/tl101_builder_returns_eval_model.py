@@ -1,6 +1,6 @@
 from trainlint.rule import Fix, Report, Rule
 from trainlint.semantics.modes import is_builder, returned_eval_model, uses_of_built_model
-from trainlint.semantics.prerequisites import EVAL_MODE_WRITTEN
+from trainlint.semantics.prerequisites import EVAL_SWITCH
 
 
 class BuilderReturnsEvalModel(Rule):
@@ -30,7 +30,7 @@ class BuilderReturnsEvalModel(Rule):
     name = "builder-returns-eval-model"
     severity = "warning"
     summary = "model builder returns the model in eval mode"
-    requires = (EVAL_MODE_WRITTEN,)
+    requires = (EVAL_SWITCH,)
 
     INVALID = [
         """

@@ -92,6 +92,11 @@ def test_spellings_a_word_list_could_miss_are_seen(tmp_path, name, source, expec
     (P.SHIFT_OF_REDUCED, "if (y\n        .max() > 9):\n    y -= 1\n", True),  # a chain over two lines
     (P.SHIFT_OF_REDUCED, "if y[\n        mask, 0].max() > 9:\n    y -= 1\n", True),
     (P.SHIFT_OF_REDUCED, "if self . y.any():\n    self.y += 1\n", True),
+    (P.EVAL_SWITCH, "model.train()\nmodel.train(mode)\n", False),
+    (P.EVAL_SWITCH, "value = tensor.eval(feed_dict=feed)\n", False),  # TensorFlow: a value computed
+    (P.EVAL_SWITCH, "return net.eval ()\n", True),
+    (P.EVAL_SWITCH, "model.train(mode=False)\n", True),
+    (P.EVAL_SWITCH, "model.train(\n    False)\n", True),
 ])
 def test_pattern_evidence_confirms_the_statement_not_the_substring(evidence, source, found):
     assert evidence.found_in(source.encode()) is found
@@ -201,6 +206,6 @@ def test_prerequisites_never_hide_a_finding(tmp_path, monkeypatch):
         return sorted((f["path"], f["line"], f["code"], f["message"]) for f in findings)
 
     gated = lint()
-    monkeypatch.setattr(Rule, "may_match", classmethod(lambda cls, data, summaries=frozenset(), found=None: True))
+    monkeypatch.setattr(Rule, "may_match", classmethod(lambda cls, data, summaries=frozenset(), scan=None: True))
     assert gated == lint()
     assert len(gated) > 300  # the examples' findings are there to compare

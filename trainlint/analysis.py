@@ -41,11 +41,15 @@ def problem(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
     return Finding("TL000", "file-not-linted", "error", message, path, line, column, line, column, None)
 
 
-def may_match(data: bytes, codes, summaries: AbstractSet[str] = frozenset(), found: Optional[dict] = None) -> bool:
+def may_match(data: bytes, codes, summaries: AbstractSet[str] = frozenset(), scan=None) -> bool:
     """Whether any of the rules ``codes`` can match a file with these bytes (see Rule.may_match);
-    ``found`` keeps what was looked for, for the analysis to go on from."""
-    rules, found = all_rules(), {} if found is None else found
-    return any(rules[code].may_match(data, summaries, found) for code in codes)
+    ``scan`` keeps what was looked for, for the analysis to go on from."""
+    if scan is None:
+        from .semantics.prerequisites import Scan  # not at import: a fully cached run needs no semantics
+
+        scan = Scan(data)
+    rules = all_rules()
+    return any(rules[code].may_match(data, summaries, scan) for code in codes)
 
 
 def parses(data: Union[bytes, str]) -> bool:
@@ -150,8 +154,8 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         return result
     from .semantics import analyze, functions
     from .semantics.modes import builder_uses, returned_eval_model
-    from .semantics.prerequisites import EVERY_SUMMARY, from_names
-    from .semantics.summaries import RecordingIndex, ask_about_calls, summarize
+    from .semantics.prerequisites import EVERY_SUMMARY, Scan
+    from .semantics.summaries import RecordingIndex, ask_about_calls, may_summarise, summarize
 
     try:
         with warnings.catch_warnings():
@@ -165,16 +169,14 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         result["findings"].append(problem(path, f"cannot parse: {error}").to_json())
         return result
     facts = analyze(tree, path, module_name, package, settings.hints, index)
-    text = decode(data)
-    lines = split_lines(text)
-    findings: List[Finding] = []
+    reported: List[Tuple[type, Report]] = []
     rules = all_rules()
-    recording, found, needs_answers = isinstance(index, RecordingIndex), from_names(found or {}), False
+    recording, scan, needs_answers = isinstance(index, RecordingIndex), Scan(data, found), False
     for code in settings.codes:
         rule = rules[code]
-        if not rule.may_match(data, index.summaries_say, found):
+        if not rule.may_match(data, index.summaries_say, scan):
             # what the file lacks may come from the summaries of the functions it calls
-            needs_answers = needs_answers or (recording and rule.may_match(data, EVERY_SUMMARY, found))
+            needs_answers = needs_answers or (recording and rule.may_match(data, EVERY_SUMMARY, scan))
             continue
         try:
             reports = list(rule().check(facts))
@@ -182,11 +184,17 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
             result["findings"].append(problem(path, f"internal error in {code} while linting: {error!r}; the other "
                                                     f"rules' findings for this file are reported").to_json())
             continue
-        findings.extend(_finding(rule, report, path, text, lines, settings) for report in reports)
+        reported.extend((rule, report) for report in reports)
     if needs_answers:
         ask_about_calls(facts)
+    lowered = data.lower()  # every suppression comment holds one of these words, in any case
+    suppressing = b"noqa" in lowered or b"trainlint" in lowered
+    # most files have neither a finding nor a suppression comment: their text is not needed
+    text = decode(data) if reported or suppressing else ""
+    lines = split_lines(text)
+    findings = [_finding(rule, report, path, text, lines, settings) for rule, report in reported]
     seen = set()
-    comments = suppression_comments(lines)
+    comments = suppression_comments(lines) if suppressing else {}
     used = set()
     for finding in sorted(findings, key=lambda f: (f.line, f.column, f.code)):
         key = (finding.code, finding.line, finding.column)
@@ -202,7 +210,7 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
         for line, codes in sorted(comments.items()) for code in sorted(codes)
         if code.startswith("TL") and (line, code) not in used and code in settings.codes
     ]
-    for fn in facts.functions:
+    for fn in facts.functions if may_summarise(facts) else ():
         summary = summarize(fn, returned_eval_model(fn) is not None)
         if not summary.empty:
             result["exports"][fn.qualname] = summary.to_json()

@@ -16,6 +16,8 @@ import stat
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
+from ahocorasick_rs import BytesAhoCorasick
+
 from . import __version__
 from .analysis import Settings, empty_result, lint_file, may_match, module_of, parses, problem
 from .config import Config, expand_codes
@@ -191,12 +193,12 @@ class Engine:
             if source.path.endswith(".ipynb"):  # its prerequisites are looked for in its code, once read
                 todo.append((source.data, source.path, modules[source.path], None, None))
                 continue
-            from .semantics.prerequisites import by_name  # here: a fully cached run needs no semantics
+            from .semantics.prerequisites import Scan  # here: a fully cached run needs no semantics
 
-            found: dict = {}
-            matches = may_match(source.data, self.settings.codes, found=found)
+            scan = Scan(source.data)
+            matches = may_match(source.data, self.settings.codes, scan=scan)
             # the worker goes on from what was looked for (by name: it has evidence objects of its own)
-            task = (source.data, source.path, modules[source.path], None, by_name(found))
+            task = (source.data, source.path, modules[source.path], None, scan.by_name())
             if not matches and b"\0" not in source.data and parses(source.data):
                 # nothing a rule looks for: not analysed (a file that does not parse is, to say so)
                 results[source.path] = dict(empty_result(modules[source.path][0]), skipped=True)
@@ -226,26 +228,27 @@ class Engine:
         no word of the calling file shows them. A file is analysed when what the summaries of
         the functions it may call say completes some rule's prerequisites (a loop calling
         ``train_epoch()`` and ``evaluate()`` from another file). Returns the files still skipped."""
+        from .semantics.prerequisites import Scan
         from .semantics.summaries import FunctionSummary
 
-        said_by_leaf: Dict[bytes, List[Tuple[str, frozenset]]] = {}
+        says_of: Dict[str, frozenset] = {}
         for result in results.values():
             for qualname, summary in result["exports"].items():
                 says = FunctionSummary.from_json(summary).says
                 if says:
-                    name = full_name(result, qualname)
-                    said_by_leaf.setdefault(name.rsplit(".", 1)[-1].encode(), []).append((name, says))
-        if not said_by_leaf:
+                    says_of[full_name(result, qualname)] = says
+        if not says_of:
             return skipped
+        named_in = _finder(says_of)
         todo = []
         for task in skipped:
             data = task[0]
-            leaves = set(_CALLED.findall(data))
-            if b" as" in data:  # `from engine import train_epoch as run_epoch`: called by another name
-                leaves.update(_IMPORTED_AS.findall(data))
-            said = frozenset().union(*(says for leaf in leaves & said_by_leaf.keys()
-                                       for name, says in said_by_leaf[leaf] if _names_module_of(data, name)))
-            if said and may_match(data, self.settings.codes, said):
+            said: frozenset = frozenset()
+            for names in named_in(data, _called_or_renamed):
+                for name in names:  # a leaf such as `forward` ends hundreds of names: ask what adds to `said`
+                    if not says_of[name] <= said and _names_module_of(data, name):
+                        said |= says_of[name]
+            if said and may_match(data, self.settings.codes, said, Scan(data, task[4])):
                 todo.append(task)
         for task, result in zip(todo, self._run(todo)):
             results[task[1]] = result
@@ -262,7 +265,10 @@ class Engine:
         frontier |= {full_name(result, qualname) for result in asking for qualname in result.get("passers", ())}
         wanted = set(frontier)
         while skipped and frontier:
-            todo = [task for task in skipped if any(_may_call(task[0], name) for name in frontier)]
+            named_in = _finder(frontier)
+            # a file may call one: it calls `build(` and names the module `models` of `pkg.models.build`
+            todo = [task for task in skipped if any(_names_module_of(task[0], name, or_its_package=True)
+                                                    for names in named_in(task[0], _called) for name in names)]
             analysed = {id(task) for task in todo}
             skipped = [task for task in skipped if id(task) not in analysed]
             leaves = {name.rsplit(".", 1)[-1] for name in frontier}
@@ -317,17 +323,41 @@ def full_name(result: dict, qualname: str) -> str:
     return f"{result['module']}.{qualname}" if result["module"] else qualname
 
 
-_CALLED = re.compile(rb"\b(\w++)\s*+\(")  # possessive: no backtracking into the name (5x faster)
-_IMPORTED_AS = re.compile(rb"\b(\w++)\s++as\b")
+def _finder(names: Iterable[str]):
+    """A function giving, for source bytes, the lists of those dotted ``names`` whose last part
+    they hold (as text; with ``where``, at an occurrence it accepts), all looked for in one
+    pass: asked of every skipped file, a search per name cost seconds."""
+    by_leaf: Dict[bytes, List[str]] = {}
+    for name in names:
+        by_leaf.setdefault(name.rpartition(".")[2].encode(), []).append(name)
+    by_leaf.pop(b"", None)  # no call can name it
+    leaves = list(by_leaf)
+    if not leaves:
+        return lambda data, where=None: []
+    automaton = BytesAhoCorasick(leaves)
+
+    def named_in(data: bytes, where: Optional[Callable[[bytes, int, int], bool]] = None) -> List[List[str]]:
+        found = set()
+        for index, start, end in automaton.find_matches_as_indexes(data, overlapping=True):
+            if index not in found and (where is None or where(data, start, end)):
+                found.add(index)
+        return [by_leaf[leaves[index]] for index in found]
+    return named_in
 
 
-def _may_call(data: bytes, qualified: str) -> bool:
-    """Whether source bytes may call the function ``qualified`` (``pkg.models.build``): they call
-    ``build(`` and name its module ``models`` (to import it)."""
-    name = qualified.rpartition(".")[2]
-    if name.encode() not in data or re.search(rb"(?<![\w])" + re.escape(name.encode()) + rb"\s*\(", data) is None:
-        return False
-    return _names_module_of(data, qualified, or_its_package=True)
+def _called(data: bytes, start: int, end: int) -> bool:
+    """Whether the name at ``data[start:end]`` is called (``build(``, ``models.build(``)."""
+    return not (start and data[start - 1] in _WORD_BYTES) and _CALL.match(data, end) is not None
+
+
+def _called_or_renamed(data: bytes, start: int, end: int) -> bool:
+    """... or imported under another name (``import evaluate as run_eval``)."""
+    return not (start and data[start - 1] in _WORD_BYTES) and _CALL_OR_RENAMING.match(data, end) is not None
+
+
+_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_CALL = re.compile(rb"\s*+\(")
+_CALL_OR_RENAMING = re.compile(rb"\s*+\(|\s++as\b")
 
 
 def _names_module_of(data: bytes, qualified: str, or_its_package: bool = False) -> bool:

@@ -121,6 +121,10 @@ class _Statement:
                     return
                 self.quote, at = None, end
                 continue
+            next_mark = _MARKS.search(line, at)  # the characters between change nothing
+            if next_mark is None:
+                break
+            at = next_mark.start()
             char = line[at]
             if char == "#":
                 return  # a comment ends the line, and a backslash in it continues nothing
@@ -138,6 +142,9 @@ class _Statement:
                 self.depth = max(0, self.depth - 1)
             at += 1
         self.backslash = line.endswith("\\")
+
+
+_MARKS = re.compile(r"[#'\"()\[\]{}]")
 
 
 def _string_end(line: str, at: int, quote: str):

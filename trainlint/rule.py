@@ -90,14 +90,14 @@ class Rule:
         raise NotImplementedError
 
     @classmethod
-    def may_match(cls, data: bytes, summaries: AbstractSet[str] = frozenset(), found: Optional[dict] = None) -> bool:
+    def may_match(cls, data: bytes, summaries: AbstractSet[str] = frozenset(), scan=None) -> bool:
         """Whether a file with these bytes can hold a finding of this rule; ``summaries``: what
         the summaries of the other files' functions it calls say (they train, they switch
-        modes), which can stand for some prerequisites; ``found``: the prerequisites already
-        looked for in these bytes."""
+        modes), which can stand for some prerequisites; ``scan``: what was already looked for
+        in these bytes (semantics.prerequisites.Scan)."""
         from .semantics.prerequisites import holds  # not at import: a fully cached run needs no semantics
 
-        return holds(cls.requires, data, summaries, found)
+        return holds(cls.requires, data, summaries, scan)
 
     @classmethod
     def explain(cls) -> str:

@@ -5,6 +5,7 @@ when there is none, from the name itself."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 from typing import Optional
@@ -58,6 +59,7 @@ class Constructed:
         return role_of_constructor(self.callee)
 
 
+@functools.lru_cache(maxsize=16384)  # asked of every call the files make, most of them library calls
 def role_of_constructor(qualified: str) -> Optional[str]:
     """The role of the value returned by calling ``qualified`` (an import-resolved dotted name)."""
     name = last_part(qualified)

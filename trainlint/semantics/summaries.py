@@ -150,6 +150,15 @@ def _summary_events(call_event: Event, summary: FunctionSummary) -> List[Event]:
     return events
 
 
+def may_summarise(facts) -> bool:
+    """Whether any function of the file can have a summary that is not empty: a backward() or a
+    mode switch of its own (``return model.eval()`` is one), of a helper spliced into it (whose
+    events are its own), or at a call answered by another file's summary. Most files have none;
+    then no function's spliced events need to be built for it."""
+    return bool(facts.index.summaries_say) or any(
+        event.kind in (Kind.BACKWARD, Kind.MODE) for fn in [facts.module] + facts.functions for event in fn.own_events)
+
+
 def summarize(fn: FunctionFacts, returns_eval_model: bool) -> FunctionSummary:
     """The summary another file sees of ``fn``."""
     summary = FunctionSummary(returns_eval_model=returns_eval_model)
