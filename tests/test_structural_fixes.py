@@ -177,6 +177,32 @@ def test_structural_fixes_are_unsafe(workdir, name):
     assert (workdir / "train.py").read_text() == before
 
 
+# other top-level statements around the loop: LibCST reads only the statement that holds the fix
+AROUND = ("import functools\n\n\n@functools.lru_cache(maxsize=None)\ndef helper(n):\n    return [i for i in range(n)]\n\n\n"
+          "a = 1; b = 2\n", "\n\nclass Tail:\n    steps = 0  # comment\n")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fix_lands_among_other_top_level_statements(workdir, name):
+    before, expected = (AROUND[0] + textwrap.dedent(text) + AROUND[1] for text in CASES[name])
+    path = workdir / "train.py"
+    path.write_text(before)
+    check("train.py", "--fix", "--unsafe-fixes", "--select", name.split()[0])
+    assert path.read_text() == expected
+
+
+def test_region_is_the_top_level_statement_alone_on_its_lines():
+    import ast
+
+    from trainlint.restructure import region_of
+
+    tree = ast.parse(AROUND[0] + "for x in y:\n    f(x)\n    g(x)\n" + AROUND[1])
+    assert region_of(tree, 4, 6) == (4, 6)  # the decorated function, decorator included
+    assert region_of(tree, 10, 12) == (10, 12)
+    assert region_of(tree, 9) is None  # `a = 1; b = 2`: two statements on one line
+    assert region_of(tree, 6, 10) is None  # lines of two statements
+
+
 def test_crlf_and_tabs_survive(workdir):
     before, expected = (textwrap.dedent(text).replace("    ", "\t") for text in CASES["TL201 zero_grad moved after the step"])
     path = workdir / "train.py"

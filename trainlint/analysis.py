@@ -192,7 +192,7 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
     # most files have neither a finding nor a suppression comment: their text is not needed
     text = decode(data) if reported or suppressing else ""
     lines = split_lines(text)
-    findings = [_finding(rule, report, path, text, lines, settings) for rule, report in reported]
+    findings = [_finding(rule, report, path, text, lines, settings, tree) for rule, report in reported]
     seen = set()
     comments = suppression_comments(lines) if suppressing else {}
     used = set()
@@ -245,13 +245,15 @@ def _cannot_parse(path: str, error: SyntaxError) -> str:
 _NAME_NOW_RESERVED = re.compile(r"\.\s*(async|await)\b|\b(async|await)\s*(?:=(?!=)|,|\))")
 
 
-def _finding(rule, report: Report, path: str, text: str, lines: List[str], settings: Settings) -> Finding:
+def _finding(rule, report: Report, path: str, text: str, lines: List[str], settings: Settings,
+             tree: ast.Module) -> Finding:
     line, column, end_line, end_column = _span(report.node, lines)
     severity = settings.severities.get(rule.code) or report.severity or rule.severity
     if isinstance(report.fix, Restructure):
-        from .restructure import restructure_edits  # LibCST: only for files with such a finding
+        from .restructure import region_of, restructure_edits  # LibCST: only for files with such a finding
 
-        edits = restructure_edits(text, report.fix)
+        change = report.fix
+        edits = restructure_edits(text, change, region_of(tree, *[n for n in (change.anchor, change.moved) if n]))
         fix = {"message": report.fix.message, "safe": report.fix.safe, "edits": edits} if edits else None
     else:
         fix = _fix_json(report.fix, lines) if report.fix is not None else None

@@ -3,8 +3,9 @@ concrete syntax tree that keeps comments, blank lines, indentation (tabs too) an
 then express the change as one text edit over the lines that differ, like every other fix."""
 from __future__ import annotations
 
+import ast
 import functools
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -13,15 +14,20 @@ from .analysis import parses, split_lines
 from .rule import Restructure
 
 
-def restructure_edits(text: str, change: Restructure) -> Optional[List[dict]]:
+def restructure_edits(text: str, change: Restructure, region: Optional[Tuple[int, int]] = None) -> Optional[List[dict]]:
     """The edits that carry out ``change`` on ``text``; None when it cannot be done exactly (the
-    statements are not alone on their lines, a statement is missing, the result does not parse)."""
+    statements are not alone on their lines, a statement is missing, the result does not parse).
+    ``region``: the first and last line of the top-level statement that holds the change, alone
+    on its lines; only that part of the file is read by LibCST (the rest cannot change)."""
+    lines = split_lines(text, keepends=True)
+    first, last = region or (1, len(lines))
+    part = "".join(lines[first - 1:last])
     try:
-        module, starting = _statements(text)
+        module, starting = _statements(part)
     except Exception:  # any file LibCST cannot read gets no structural fix
         return None
-    anchor = starting.get(change.anchor)
-    moved = starting.get(change.moved) if change.moved is not None else None
+    anchor = starting.get(change.anchor - first + 1)
+    moved = starting.get(change.moved - first + 1) if change.moved is not None else None
     if anchor is None or moved is anchor or (change.moved is not None and not _single_statement(moved)) \
             or not (change.anchor_is_block and isinstance(anchor, cst.BaseCompoundStatement) or _single_statement(anchor)):
         return None
@@ -34,16 +40,29 @@ def restructure_edits(text: str, change: Restructure) -> Optional[List[dict]]:
         except cst.ParserSyntaxError:
             return None
     mover = _Mover(anchor, moved, statement, change.after)
-    new_text = module.visit(mover).code
+    new_text = "".join(lines[:first - 1]) + module.visit(mover).code + "".join(lines[last:])
     if not mover.placed or new_text == text or not parses(new_text):
         return None
     return [_edit_between(text, new_text)]
 
 
+def region_of(tree: ast.Module, *lines: int) -> Optional[Tuple[int, int]]:
+    """The first and last line of the top-level statement (decorators included) that holds all
+    of ``lines``, when no other top-level statement shares those lines (``a = 1; b = 2``)."""
+    spans = [(min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())]), node.end_lineno)
+             for node in tree.body]
+    for index, (first, last) in enumerate(spans):
+        if all(first <= line <= last for line in lines):
+            alone = (index == 0 or spans[index - 1][1] < first) and \
+                    (index + 1 == len(spans) or spans[index + 1][0] > last)
+            return (first, last) if alone else None
+    return None
+
+
 @functools.lru_cache(maxsize=4)
 def _statements(text: str):
-    """The module's concrete tree and the statement that starts on each line, parsed once per
-    text: a file with several structural findings is not parsed again for each (the tree is
+    """The concrete tree of ``text`` and the statement that starts on each line, parsed once per
+    text: a function with several structural findings is not parsed again for each (the tree is
     immutable, every fix builds its own new one)."""
     wrapper = MetadataWrapper(cst.parse_module(text), unsafe_skip_copy=True)
     starting = {}
