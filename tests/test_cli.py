@@ -323,15 +323,17 @@ def test_notebook_cell_indented_as_a_whole(project):
 
 
 def test_notebook_cell_output_is_not_thrown_away(project):
-    """A cell's last expression is displayed (`m.to(device)` shows the moved copy); with a trailing
-    `;`, or anywhere else in the cell, the value is thrown away."""
+    """A cell's last expression is displayed (`m.to(device)` shows the moved copy, also over two
+    lines); with a trailing `;`, anywhere else in the cell, or inside its last statement (a loop),
+    the value is thrown away."""
     cells = ["import torch\nm = torch.ones(2, 2)\ndevice = 'cuda'\n", "m.to(device)", "m.to(device);  # quiet",
-             "m.to(device)\nprint(m)"]
+             "m.to(device)\nprint(m)", "m.to(\n    device)\n", "for _ in range(2):\n    m.to(device)"]
     notebook = {"cells": [{"cell_type": "code", "source": c} for c in cells], "metadata": {}, "nbformat": 4,
                 "nbformat_minor": 5}
     (project / "demo.ipynb").write_text(json.dumps(notebook))
     findings = json.loads(run("check", "demo.ipynb", "--format", "json")[1])
-    assert [(f["code"], f["cell"], f["line"], f["column"]) for f in findings] == [("TL702", 3, 1, 1), ("TL702", 4, 1, 1)]
+    assert [(f["code"], f["cell"], f["line"], f["column"]) for f in findings] == [
+        ("TL702", 3, 1, 1), ("TL702", 4, 1, 1), ("TL702", 6, 2, 5)]  # a loop's body is no cell output
 
 
 def test_notebook_operators_starting_a_continued_line(project):

@@ -13,7 +13,7 @@ import tokenize
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import AbstractSet, Dict, List, Optional, Tuple, Union
+from typing import AbstractSet, Callable, Dict, List, Optional, Tuple, Union
 
 from .config import required_python
 from .rule import Finding, Fix, Report, Restructure, all_rules
@@ -128,22 +128,24 @@ def _collector_paused():
 def _lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index, found) -> dict:
     if not path.endswith(".ipynb"):
         return lint_bytes(data, path, module, settings, index, found)
-    from .notebooks import NotebookError, map_back, virtual_source
+    from .notebooks import NotebookError, map_back, mark_displayed, virtual_source
     try:
         source, origin = virtual_source(data)
     except NotebookError as error:
         return empty_result(module[0], [problem(path, str(error)).to_json()])
     if not may_match(source, settings.codes, index.summaries_say) and parses(source):
         return empty_result(module[0])  # as for a Python file: unmatched, only its syntax is checked
-    result = lint_bytes(source, path, module, settings, index)
+    result = lint_bytes(source, path, module, settings, index,
+                        prepare=lambda tree: mark_displayed(tree, source, origin))
     for key in ("findings", "unused"):
         result[key] = [map_back(f, origin) for f in result[key]]
     return result
 
 
 def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index,
-               found: Optional[Dict[str, bool]] = None) -> dict:
-    """Findings, exported function summaries and cross-file questions for one file."""
+               found: Optional[Dict[str, bool]] = None, prepare: Optional[Callable[[ast.Module], None]] = None) -> dict:
+    """Findings, exported function summaries and cross-file questions for one file; ``prepare``
+    changes the parsed tree before it is analysed (a notebook's displayed values)."""
     module_name, package = module
     result = empty_result(module_name)
     if b"\0" in data:
@@ -168,6 +170,8 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
     except (ValueError, RecursionError, MemoryError) as error:
         result["findings"].append(problem(path, f"cannot parse: {error}").to_json())
         return result
+    if prepare is not None:
+        prepare(tree)
     facts = analyze(tree, path, module_name, package, settings.hints, index)
     reported: List[Tuple[type, Report]] = []
     rules = all_rules()

@@ -74,31 +74,24 @@ def _python_lines(cell_lines: List[str]) -> List[Tuple[str, int]]:
         elif shell:  # keep the block structure: an indented magic becomes `pass`
             line = f"{escape.group(1)}pass" if escape.group(1) else ""
         converted.append((line, removed))
-    return _displayed(converted)
-
-
-_DISPLAYED = "_ = "
-
-
-def _displayed(converted: List[Tuple[str, int]]) -> List[Tuple[str, int]]:
-    """A cell's last statement, when an expression, is its displayed output (`m.to(device)` shows
-    the moved copy), not a value thrown away: it is given to ``_``, as IPython does. A trailing
-    `;` hides the output: then the value is thrown away."""
-    try:
-        body = ast.parse("\n".join(line for line, _ in converted)).body
-    except (SyntaxError, ValueError):
-        return converted
-    last = body[-1] if body else None
-    if not isinstance(last, ast.Expr) or last.col_offset != 0 or _hides_output(converted, last):
-        return converted
-    line, removed = converted[last.lineno - 1]
-    converted[last.lineno - 1] = (_DISPLAYED + line, removed - len(_DISPLAYED))
     return converted
 
 
-def _hides_output(converted: List[Tuple[str, int]], last: ast.Expr) -> bool:
-    line = converted[last.end_lineno - 1][0].encode("utf-8")  # offsets count bytes
-    return line[last.end_col_offset:].decode("utf-8", "replace").lstrip().startswith(";")
+def mark_displayed(tree: ast.Module, source: bytes, origin: List[Tuple[int, int, int]]) -> None:
+    """A cell's last statement, when an expression, is its displayed output (`m.to(device)` shows
+    the moved copy), not a value thrown away: in the tree of the notebook's virtual source it
+    becomes ``_ = value``, as IPython does. A trailing `;` hides the output: then the value is
+    thrown away. (Read off the one tree of the whole source: parsing each cell again to find its
+    last statement cost as much as the rest of reading the notebook.)"""
+    last_of_cell = {origin[statement.lineno][0]: index for index, statement in enumerate(tree.body)}
+    lines = source.split(b"\n")
+    for index in last_of_cell.values():
+        last = tree.body[index]
+        if not isinstance(last, ast.Expr) or last.col_offset != 0 or \
+                lines[last.end_lineno - 1][last.end_col_offset:].lstrip().startswith(b";"):
+            continue
+        target = ast.copy_location(ast.Name(id="_", ctx=ast.Store()), last)
+        tree.body[index] = ast.copy_location(ast.Assign(targets=[target], value=last.value), last)
 
 
 class _Statement:

@@ -56,6 +56,8 @@ class _Walker:
         self.counter = 0
         self.bare_except_tests: dict = {}
         self.bound_once: Optional[set] = None
+        self.frames_seen: Optional[tuple] = None
+        self.loops_seen: Tuple[Loop, ...] = ()
 
     def run(self, body: list) -> None:
         self.block(body, ())
@@ -65,7 +67,10 @@ class _Walker:
         return (self.counter,)
 
     def loops_of(self, frames: tuple) -> Tuple[Loop, ...]:
-        return tuple(f for f in frames if isinstance(f, Loop))
+        # asked for each statement, and the statements of a block share one frames tuple
+        if frames is not self.frames_seen:
+            self.frames_seen, self.loops_seen = frames, tuple(f for f in frames if isinstance(f, Loop))
+        return self.loops_seen
 
     def guard(self, test: ast.expr, positive: bool, node: ast.AST, frames: tuple, exits: bool = False) -> Guard:
         loops = self.loops_of(frames)
@@ -454,8 +459,8 @@ def _plain_call(fn: FunctionFacts, call: ast.Call, func: ast.expr, frames: tuple
             and not name.startswith("self.") and fn.file.local_function(name, fn) is None:
         # `discriminator.train_custom()`: a method of the model's own (unseen) class that sets train mode
         return [event(Kind.MODE, held_object(func.value), {"mode": "train"})]
-    if fn.file.local_function(name, fn) is None and not name.startswith("self.") \
-            and not _may_reach_linted_code(fn.file, name):
+    if not name.startswith("self.") and not _may_reach_linted_code(fn.file, name) \
+            and fn.file.local_function(name, fn) is None:
         return []
     return [event(Kind.CALL, name, {"call": call, "bound": name.startswith("self.")})]
 

@@ -119,8 +119,14 @@ def holds(requirements: Iterable[Evidence], data: bytes, summaries: AbstractSet[
     other files that the file calls do: ``TRAINS``, ``SWITCHES_MODES``). ``scan`` remembers
     answers across the rules asking of one file."""
     scan = Scan(data) if scan is None else scan
-    for requirement in requirements:  # asked of every rule for every file: a plain loop
-        if not (summaries and requirement.supplied(summaries)) and not scan.holds(requirement):
+    answers = scan.answers
+    for requirement in requirements:  # asked of every rule for every file: most answers are known
+        answer = answers.get(requirement)
+        if answer is None:
+            if summaries and requirement.supplied(summaries):
+                continue  # no need to look
+            answer = scan.holds(requirement)
+        if not answer and not (summaries and requirement.supplied(summaries)):
             return False
     return True
 
@@ -149,37 +155,41 @@ def _name_statement(data: bytes, match: Match) -> bool:
 _NAME_CHAIN = rb"((?:[A-Za-z_]\w*+[ \t]*+\.[ \t]*+)*+[A-Za-z_]\w*+)"  # `y`, `self.y`, `self . y`
 # the right-hand side of `y = y - 1`, `y = (y + 1)` (the left-hand side is read backwards)
 _SELF_SHIFT = re.compile(rb"=[\s\\(]*+" + _NAME_CHAIN + rb"[\s\\)]*+[-+]")
-# `y.max(`, `torch.min(`, `max(`: the reductions a batch-dependent test calls
-_REDUCTION = re.compile(rb"\b(?:max|min|amax|amin|any|all|sum|unique|item)\s*+\(")
-_REDUCED_ARGUMENT = re.compile(rb"[\s(]*+" + _NAME_CHAIN)
+_REDUCTIONS = (b"max", b"min", b"amax", b"amin", b"any", b"all", b"sum", b"unique", b"item")
+# `y.max(`, `torch.min(`: a reduction called as a method (the regex starts with a literal: fast)
+_METHOD_REDUCTION = re.compile(rb"\.[ \t]*+(?:" + b"|".join(_REDUCTIONS) + rb")\s*+\(")
+_SPACE = frozenset(b" \t\r\n\f\v")
 
 
 def _shifted_and_reduced(data: bytes) -> bool:
-    """Some name that is shifted (``y -= 1``, ``y = y + 1``) is also reduced: ``torch.min(y)``,
-    or a method called on it on one line (``y.max()``, ``(y - 1)[mask].any()``). A method call
-    on a line that goes on from the one before (the line starts with ``.``, ``)`` or ``]``,
-    closes a bracket it did not open, or follows a backslash) counts as reducing any name."""
+    """Some name that is shifted (``y -= 1``, ``y = y + 1``) is also reduced: the first name in
+    a reduction's argument (``torch.min(y)``, ``max((y.view(-1)))``), or on its line before a
+    reduction called as a method (``y.max()``, ``(y - 1)[mask].any()``). A method call on a line
+    that goes on from the one before (the line starts with ``.``, ``)`` or ``]``, closes a
+    bracket it did not open, or follows a backslash) counts as reducing any name."""
     shifted = _shifted_names(data)
     if not shifted:
         return False
-    receivers = None
-    for match in _REDUCTION.finditer(data):
-        argument = _REDUCED_ARGUMENT.match(data, match.end())
-        if argument and _is_or_under(_compact(argument.group(1)), shifted):
-            return True
-        dot = match.start()
-        while dot > 0 and data[dot - 1] in b" \t":
-            dot -= 1
-        if not dot or data[dot - 1] != ord("."):
-            continue  # `max(...)`, not a method
-        line_start = data.rfind(b"\n", 0, dot) + 1
-        before = data[line_start:dot - 1]
+    receivers = re.compile(rb"(?<![\w.])(?:" + b"|".join(map(re.escape, shifted)) + rb")(?!\w)")
+    for match in _METHOD_REDUCTION.finditer(data):
+        line_start = data.rfind(b"\n", 0, match.start()) + 1
+        before = data[line_start:match.start()]
         stripped = before.strip()
         if not stripped or stripped[:1] in b".)]" or _follows_backslash(data, line_start) or \
                 before.count(b")") + before.count(b"]") > before.count(b"(") + before.count(b"["):
             return True
-        receivers = receivers or re.compile(rb"(?<![\w.])(?:" + b"|".join(map(re.escape, shifted)) + rb")(?!\w)")
         if receivers.search(_compact(before)):
+            return True
+    # a shifted name opening some bracket's argument; the bracket must be a reduction's
+    spaced = [rb"[ \t]*+\.[ \t]*+".join(map(re.escape, name.split(b"."))) for name in shifted]
+    for match in re.finditer(rb"\([\s(]*+(?:" + b"|".join(spaced) + rb")(?!\w)", data):
+        end = match.start()
+        while end and data[end - 1] in _SPACE:
+            end -= 1
+        start = end
+        while start and data[start - 1] in _WORD:
+            start -= 1
+        if data[start:end] in _REDUCTIONS:
             return True
     return False
 
@@ -220,10 +230,6 @@ def _name_before(data: bytes, end: int) -> Optional[bytes]:
         while cursor and data[cursor - 1] in b" \t":
             cursor -= 1
     return None if start is None else _compact(data[start:stop])
-
-
-def _is_or_under(name: bytes, names: set) -> bool:
-    return name in names or any(name.startswith(other + b".") for other in names)
 
 
 def _follows_backslash(data: bytes, line_start: int) -> bool:
