@@ -8,7 +8,7 @@ from trainlint.semantics.dataflow import (
 from trainlint.semantics.modes import steps_in_sight
 from trainlint.semantics.values import consumed_inside, is_local, keeps_what_is_appended, returned
 from trainlint.semantics.syntax import dotted
-from trainlint.semantics.prerequisites import ACCUMULATION, LOSS_OR_BACKWARD
+from trainlint.semantics.prerequisites import ACCUMULATED_NAME, LOSS_OR_BACKWARD
 
 
 class LossTensorAccumulated(Rule):
@@ -44,7 +44,7 @@ class LossTensorAccumulated(Rule):
     name = "loss-tensor-accumulated"
     severity = "warning"
     summary = "loss tensor summed/appended across iterations without .item()/.detach(): graphs leak"
-    requires = (ACCUMULATION, LOSS_OR_BACKWARD)
+    requires = (ACCUMULATED_NAME, LOSS_OR_BACKWARD)
 
     INVALID = [
         """

@@ -92,6 +92,18 @@ def test_spellings_a_word_list_could_miss_are_seen(tmp_path, name, source, expec
     (P.SHIFT_OF_REDUCED, "if (y\n        .max() > 9):\n    y -= 1\n", True),  # a chain over two lines
     (P.SHIFT_OF_REDUCED, "if y[\n        mask, 0].max() > 9:\n    y -= 1\n", True),
     (P.SHIFT_OF_REDUCED, "if self . y.any():\n    self.y += 1\n", True),
+    (P.SHIFT_OF_REDUCED, "if max((y)) > 9:\n    y -= 1\n", True),
+    (P.SHIFT_OF_REDUCED, "if any(\n        y > 9):\n    y -= 1\n", True),
+    (P.SHIFT_OF_REDUCED, "if min(x, y) > 0:\n    y -= 1\n", False),  # the first argument is another name
+    (P.SHIFT_OF_REDUCED, "if maximum(y) > 9:\n    y -= 1\n", False),
+    (P.ACCUMULATED_NAME, "total += loss\n", True),
+    (P.ACCUMULATED_NAME, "total+=self.loss  # running\n", True),
+    (P.ACCUMULATED_NAME, "total += (\n    loss\n)\n", True),
+    (P.ACCUMULATED_NAME, "total += loss", True),  # at the end of the file
+    (P.ACCUMULATED_NAME, "losses . append( (loss) )\n", True),
+    (P.ACCUMULATED_NAME, "history.append(loss, )\n", True),
+    (P.ACCUMULATED_NAME, "step += 1\ntotal += loss.item()\nx += a * b\n", False),
+    (P.ACCUMULATED_NAME, "losses.append(loss.detach())\nlosses.append(-loss)\n", False),
     (P.EVAL_SWITCH, "model.train()\nmodel.train(mode)\n", False),
     (P.EVAL_SWITCH, "value = tensor.eval(feed_dict=feed)\n", False),  # TensorFlow: a value computed
     (P.EVAL_SWITCH, "return net.eval ()\n", True),

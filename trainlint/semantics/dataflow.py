@@ -3,7 +3,7 @@ produced a tensor, what may be zero, what surely holds a tensor."""
 from __future__ import annotations
 
 import ast
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from .boundaries import is_accumulation_count
 from .model import Event, FunctionFacts, Kind, Loop, Unpacked
@@ -237,14 +237,19 @@ _EPS_WORDS = {"eps", "epsilon", "smooth", "tiny", "delta"}
 
 
 
-def own_nodes(fn: FunctionFacts) -> Iterator[ast.AST]:
-    """Every node of ``fn``'s own body (nested functions and classes excluded)."""
-    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
-    stack = [node for node in getattr(fn.node, "body", []) if not isinstance(node, scopes)]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(child for child in ast.iter_child_nodes(node) if not isinstance(child, scopes))
+def own_nodes(fn: FunctionFacts) -> List[ast.AST]:
+    """Every node of ``fn``'s own body (nested functions and classes excluded); collected once
+    per function, as several questions (each DDP wrapping, each freeze) walk them all."""
+    nodes = fn._indexes.get("own nodes")
+    if nodes is None:
+        scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+        nodes = fn._indexes["own nodes"] = []
+        stack = [node for node in getattr(fn.node, "body", []) if not isinstance(node, scopes)]
+        while stack:
+            node = stack.pop()
+            nodes.append(node)
+            stack.extend(child for child in ast.iter_child_nodes(node) if not isinstance(child, scopes))
+    return nodes
 
 
 def own_statements(fn: FunctionFacts) -> Iterator[ast.stmt]:

@@ -54,6 +54,7 @@ class Loop:
     parent: Optional["Loop"]
     assigned: set = field(default_factory=set)  # dotted names bound anywhere in the body
     invoked: set = field(default_factory=set)  # dotted names called like functions in the body
+    drained: Optional[set] = None  # containers the loop empties (values.consumed_inside), found when first asked
 
     @property
     def line(self) -> int:

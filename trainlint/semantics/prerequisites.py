@@ -271,8 +271,12 @@ NAN_CHECK = evidence("NaN check", "nan", "Nan", "NaN", "NAN", "inf", "Inf", "INF
                      "overflow", "Overflow", "OVERFLOW", "!=")
 LOGIT_LOSS = evidence("raw-logit loss", "cross_entropy", "CrossEntropyLoss", "BCEWithLogitsLoss")
 ACTIVATION = evidence("softmax or sigmoid", "softmax", "Softmax", "sigmoid", "Sigmoid")
-# `x += v`, `list.append(v)`
-ACCUMULATION = evidence("accumulation", "+=", ".append")
+# `total += loss`, `losses.append(loss)`: a plain (dotted) name summed or appended, the only
+# accumulation whose value the loss-keeping rule can follow (`+= loss.item()`, `+= 1` it cannot)
+ACCUMULATED_NAME = either(
+    "accumulated name",
+    evidence("name summed", pattern=rb"\+=[\s\\(]*+" + _NAME_CHAIN + rb"[ \t\\)]*+(?:[\r\n;#)]|$)"),
+    evidence("name appended", pattern=rb"\.[ \t]*+append[ \t]*+\([\s(]*+" + _NAME_CHAIN + rb"\s*+[),]"))
 # what dataflow.holds_loss recognises: criteria, `*_loss` functions, `.loss` attributes, `nn.*Loss`
 LOSS = either("loss", evidence("loss words", "loss", "Loss", "LOSS", "criterion", "Criterion", "CRITERION", "kl_div"),
               LOGIT_LOSS)

@@ -154,12 +154,11 @@ def _fresh_module(fn: FunctionFacts, value: ast.AST) -> bool:
 
 def consumed_inside(name: str, loop: Loop) -> bool:
     """Whether the loop drains the container ``name`` (``queue.pop(0)``, ``items.clear()``): a
-    queue holds a bounded number of values."""
-    for node in ast.walk(loop.node):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and node.func.attr in ("pop", "popleft", "clear") and dotted(node.func.value) == name:
-            return True
-    return False
+    queue holds a bounded number of values. (One walk per loop: a long loop has many sums.)"""
+    if loop.drained is None:
+        loop.drained = {dotted(node.func.value) for node in ast.walk(loop.node) if isinstance(node, ast.Call)
+                        and isinstance(node.func, ast.Attribute) and node.func.attr in ("pop", "popleft", "clear")}
+    return name in loop.drained
 
 
 _LIST_TYPES = {"list", "deque", "collections.deque"}
