@@ -104,6 +104,8 @@ def test_spellings_a_word_list_could_miss_are_seen(tmp_path, name, source, expec
     (P.ACCUMULATED_NAME, "history.append(loss, )\n", True),
     (P.ACCUMULATED_NAME, "step += 1\ntotal += loss.item()\nx += a * b\n", False),
     (P.ACCUMULATED_NAME, "losses.append(loss.detach())\nlosses.append(-loss)\n", False),
+    (P.ATTRIBUTE_CONTAINER, "self.layers = layers = [nn.Linear(4, 4)]\n", True),
+    (P.ATTRIBUTE_CONTAINER, "self.layers = nn.ModuleList(layers)\nself.ok = x == [1]\n", False),
     (P.EVAL_SWITCH, "model.train()\nmodel.train(mode)\n", False),
     (P.EVAL_SWITCH, "value = tensor.eval(feed_dict=feed)\n", False),  # TensorFlow: a value computed
     (P.EVAL_SWITCH, "return net.eval ()\n", True),

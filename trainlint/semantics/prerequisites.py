@@ -291,9 +291,12 @@ SCALED_BACKWARD = evidence("scaled backward", ".scale", *_SCALER)
 FREEZE = evidence("frozen parameters", "requires_grad")
 MODULE_CLASS = evidence("nn.Module subclass", "Module")
 # a plain container display bound to a module attribute: `self.layers = [...]`, `= {...}`, `= (...)`,
-# and a bare tuple `self.heads = nn.Linear(...), nn.Linear(...)`
+# also through other targets (`self.layers = layers = [...]`), and a bare tuple
+# `self.heads = nn.Linear(...), nn.Linear(...)`
 ATTRIBUTE_CONTAINER = evidence(
-    "container attribute", pattern=rb"self\.[A-Za-z_]\w*\s*(?::[^=\n]*)?=[\s\\]*(?:[\[{(]|[^\n=]*\)\s*,)")
+    "container attribute",
+    pattern=rb"self\.[A-Za-z_]\w*\s*(?::[^=\n]*)?=(?:[\s\\]*+" + _NAME_CHAIN + rb"[ \t]*+=(?!=))*+"
+            rb"[\s\\]*(?:[\[{(]|[^\n=]*\)\s*,)")
 TENSOR_ATTRIBUTE = evidence("tensor attribute", "requires_grad", "Variable")
 # `x.to(device)` (and the other conversions) as a statement of its own, on a bare name
 DISCARDED_MOVE = evidence(
