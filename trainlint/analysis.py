@@ -143,7 +143,8 @@ def _lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settin
 
 
 def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index,
-               found: Optional[Dict[str, bool]] = None, prepare: Optional[Callable[[ast.Module], None]] = None) -> dict:
+               found: Optional[Dict[str, bool]] = None,
+               prepare: Optional[Callable[[ast.Module], None]] = None) -> dict:
     """Findings, exported function summaries and cross-file questions for one file; ``prepare``
     changes the parsed tree before it is analysed (a notebook's displayed values)."""
     module_name, package = module
