@@ -51,6 +51,7 @@ def timed_rule(rule):
 
 def main(trees: list) -> None:
     trainlint.engine.may_match = timed("prerequisites (parent)", trainlint.engine.may_match)
+    trainlint.engine.matching_rules = timed("prerequisites (parent)", trainlint.engine.matching_rules)
     trainlint.engine.parses = timed("syntax check of unmatched files (parent)", trainlint.engine.parses)
     trainlint.analysis.lint_bytes = timed("lint a file", trainlint.analysis.lint_bytes)
     ast.parse = timed("ast.parse", ast.parse)

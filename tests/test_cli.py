@@ -124,6 +124,13 @@ def test_symlink_loop_does_not_hang(project):
     assert [f["code"] for f in json.loads(output)] == ["TL201"]
 
 
+def test_a_file_reached_twice_is_linted_once(project):
+    write(project / "d" / "train.py", BUGGY)
+    os.symlink(project / "d" / "train.py", project / "d" / "zz_alias.py")
+    code, output = run("check", "d", "d/train.py", "--format", "json")
+    assert [(f["code"], f["path"]) for f in json.loads(output)] == [("TL201", os.path.join("d", "train.py"))]
+
+
 def test_stdin(project):
     code, output = run("check", "-", "--stdin-filename", "nb/train.py", "--format", "json", input=BUGGY)
     [finding] = json.loads(output)

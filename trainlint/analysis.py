@@ -44,12 +44,24 @@ def problem(path: str, message: str, line: int = 1, column: int = 1) -> Finding:
 def may_match(data: bytes, codes, summaries: AbstractSet[str] = frozenset(), scan=None) -> bool:
     """Whether any of the rules ``codes`` can match a file with these bytes (see Rule.may_match);
     ``scan`` keeps what was looked for, for the analysis to go on from."""
-    if scan is None:
-        from .semantics.prerequisites import Scan  # not at import: a fully cached run needs no semantics
+    return bool(matching_rules(data, codes, summaries, scan, first_only=True))
 
-        scan = Scan(data)
+
+def matching_rules(data: bytes, codes, summaries: AbstractSet[str] = frozenset(), scan=None,
+                   first_only: bool = False) -> Tuple[str, ...]:
+    """The rules among ``codes`` that can match a file with these bytes, in the order of ``codes``
+    (with ``first_only``, the first of them)."""
+    from .semantics.prerequisites import Scan, holds  # not at import: a fully cached run needs no semantics
+
+    scan = Scan(data) if scan is None else scan
     rules = all_rules()
-    return any(rules[code].may_match(data, summaries, scan) for code in codes)
+    matching = []
+    for code in codes:  # asked of every file: a plain loop
+        if holds(rules[code].requires, data, summaries, scan):
+            matching.append(code)
+            if first_only:
+                break
+    return tuple(matching)
 
 
 def parses(data: Union[bytes, str]) -> bool:
@@ -102,11 +114,13 @@ def empty_result(module_name: str, findings=()) -> dict:
 
 
 def lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index,
-              found: Optional[Dict[str, bool]] = None) -> dict:
+              found: Optional[Dict[str, bool]] = None, matching: Optional[Tuple[str, ...]] = None) -> dict:
     """lint_bytes, with notebooks (.ipynb) turned into one module and mapped back to cells;
-    ``found``: the prerequisites the engine already looked for in ``data``, by name."""
+    ``found``: the prerequisites the engine already looked for in ``data``, by name; ``matching``:
+    the rules whose prerequisites it found met, if it asked of all of them with the summaries of
+    ``index``."""
     with _collector_paused():
-        return _lint_file(data, path, module, settings, index, found)
+        return _lint_file(data, path, module, settings, index, found, matching)
 
 
 @contextmanager
@@ -125,9 +139,9 @@ def _collector_paused():
         gc.enable()
 
 
-def _lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index, found) -> dict:
+def _lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index, found, matching) -> dict:
     if not path.endswith(".ipynb"):
-        return lint_bytes(data, path, module, settings, index, found)
+        return lint_bytes(data, path, module, settings, index, found, matching=matching)
     from .notebooks import NotebookError, map_back, mark_displayed, virtual_source
     try:
         source, origin = virtual_source(data)
@@ -144,9 +158,11 @@ def _lint_file(data: bytes, path: str, module: Tuple[str, str], settings: Settin
 
 def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settings, index,
                found: Optional[Dict[str, bool]] = None,
-               prepare: Optional[Callable[[ast.Module], None]] = None) -> dict:
+               prepare: Optional[Callable[[ast.Module], None]] = None,
+               matching: Optional[Tuple[str, ...]] = None) -> dict:
     """Findings, exported function summaries and cross-file questions for one file; ``prepare``
-    changes the parsed tree before it is analysed (a notebook's displayed values)."""
+    changes the parsed tree before it is analysed (a notebook's displayed values); ``matching``
+    as for lint_file."""
     module_name, package = module
     result = empty_result(module_name)
     if b"\0" in data:
@@ -176,13 +192,15 @@ def lint_bytes(data: bytes, path: str, module: Tuple[str, str], settings: Settin
     facts = analyze(tree, path, module_name, package, settings.hints, index)
     reported: List[Tuple[type, Report]] = []
     rules = all_rules()
-    recording, scan, needs_answers = isinstance(index, RecordingIndex), Scan(data, found), False
-    for code in settings.codes:
+    scan = Scan(data, found)
+    if matching is None:
+        matching = matching_rules(data, settings.codes, index.summaries_say, scan)
+    # what the file lacks for the other rules may come from the summaries of the functions it calls
+    unmatched = [code for code in settings.codes if code not in matching]
+    needs_answers = isinstance(index, RecordingIndex) and bool(
+        matching_rules(data, unmatched, EVERY_SUMMARY, scan, first_only=True))
+    for code in matching:
         rule = rules[code]
-        if not rule.may_match(data, index.summaries_say, scan):
-            # what the file lacks may come from the summaries of the functions it calls
-            needs_answers = needs_answers or (recording and rule.may_match(data, EVERY_SUMMARY, scan))
-            continue
         try:
             reports = list(rule().check(facts))
         except Exception as error:  # a bug in one rule must not hide the other rules' findings

@@ -14,12 +14,12 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from ahocorasick_rs import BytesAhoCorasick
 
 from . import __version__
-from .analysis import Settings, empty_result, lint_file, may_match, module_of, parses, problem
+from .analysis import Settings, empty_result, lint_file, matching_rules, may_match, module_of, parses, problem
 from .config import Config, expand_codes
 
 PYTHON_SUFFIXES = (".py", ".pyi", ".ipynb")
@@ -36,13 +36,15 @@ def discover(paths: Iterable[str], config: Config) -> Tuple[List[str], List[dict
     for paths that do not exist or cannot be listed."""
     files: List[str] = []
     problems: List[dict] = []
+    seen = set()
 
     def add(path: str) -> None:
-        kind = _not_regular(path)
-        if kind is None:
+        found = _regular_file(path)
+        if isinstance(found, str):
+            problems.append(problem(path, found).to_json())
+        elif found not in seen:  # one file reached twice (a symbolic link to it) is linted once
+            seen.add(found)
             files.append(path)
-        else:
-            problems.append(problem(path, kind).to_json())
 
     for given in paths:
         if os.path.isdir(given):  # a folder named `x.py` too: it is walked, like any folder
@@ -55,26 +57,21 @@ def discover(paths: Iterable[str], config: Config) -> Tuple[List[str], List[dict
                         add(path)
         else:
             add(given)
-    seen, unique = set(), []
-    for path in files:
-        real = os.path.realpath(path)
-        if real not in seen:
-            seen.add(real)
-            unique.append(path)
-    return unique, problems
+    return files, problems
 
 
-def _not_regular(path: str) -> Optional[str]:
-    """Why ``path`` cannot be read as a source file (None when it can): opening a FIFO would
-    block, a socket or a device is not source."""
+def _regular_file(path: str) -> Union[Tuple[int, int], str]:
+    """The file's identity (device, inode), or why ``path`` cannot be read as a source file:
+    opening a FIFO would block, a socket or a device is not source."""
     try:
-        mode = os.stat(path).st_mode
+        status = os.stat(path)
     except FileNotFoundError:
         return "broken symbolic link" if os.path.islink(path) else "no such file or directory"
     except OSError as error:
         return f"cannot read file: {error.strerror}"
+    mode = status.st_mode
     if stat.S_ISREG(mode):
-        return None
+        return status.st_dev, status.st_ino
     kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else \
         "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
     return f"not a regular file: {kind}, not linted"
@@ -141,10 +138,10 @@ def _init_worker(settings: Settings) -> None:
 def _lint_task(task) -> dict:
     from .semantics.summaries import AnsweringIndex, RecordingIndex
 
-    data, path, module, answers, found = task
+    data, path, module, answers, found, matching = task
     index = RecordingIndex() if answers is None else AnsweringIndex(answers)
     try:
-        return lint_file(data, path, module, _SETTINGS, index, found)
+        return lint_file(data, path, module, _SETTINGS, index, found, matching)
     except Exception as error:  # a bug in trainlint must not hide the other files' findings
         return empty_result(module[0], [problem(path, f"internal error while linting: {error!r}").to_json()])
 
@@ -188,18 +185,18 @@ class Engine:
             if cached is not None:
                 results[source.path] = cached
                 if cached.get("skipped"):
-                    skipped.append((source.data, source.path, modules[source.path], None, None))
+                    skipped.append((source.data, source.path, modules[source.path], None, None, ()))
                 continue
             if source.path.endswith(".ipynb"):  # its prerequisites are looked for in its code, once read
-                todo.append((source.data, source.path, modules[source.path], None, None))
+                todo.append((source.data, source.path, modules[source.path], None, None, None))
                 continue
             from .semantics.prerequisites import Scan  # here: a fully cached run needs no semantics
 
             scan = Scan(source.data)
-            matches = may_match(source.data, self.settings.codes, scan=scan)
+            matching = matching_rules(source.data, self.settings.codes, scan=scan)
             # the worker goes on from what was looked for (by name: it has evidence objects of its own)
-            task = (source.data, source.path, modules[source.path], None, scan.by_name())
-            if not matches and b"\0" not in source.data and parses(source.data):
+            task = (source.data, source.path, modules[source.path], None, scan.by_name(), matching)
+            if not matching and b"\0" not in source.data and parses(source.data):
                 # nothing a rule looks for: not analysed (a file that does not parse is, to say so)
                 results[source.path] = dict(empty_result(modules[source.path][0]), skipped=True)
                 self.cache.put(keys[source.path], results[source.path])
@@ -293,7 +290,7 @@ class Engine:
             if cached is not None:
                 results[source.path] = cached
             else:
-                todo.append((source.data, source.path, modules[source.path], answers, None))
+                todo.append((source.data, source.path, modules[source.path], answers, None, None))
                 task_keys.append(key)
         for task, key, result in zip(todo, task_keys, self._run(todo)):
             result["asked"] = results[task[1]]["asked"]

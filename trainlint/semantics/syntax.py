@@ -12,14 +12,26 @@ _NOT_WALKED = _NESTED_SCOPES + (ast.Name, ast.Constant, ast.expr_context, ast.op
 
 def dotted(node: Optional[ast.AST]) -> Optional[str]:
     """``a.b.c`` for a Name/Attribute chain, else None."""
+    # asked millions of times: exact type tests (the ast module has no subclasses of these),
+    # and a bare name answered at once
+    kind = type(node)
+    if kind is _NAME:
+        return node.id
+    if kind is not _ATTRIBUTE:
+        return None
     parts = []
-    while isinstance(node, ast.Attribute):
+    while kind is _ATTRIBUTE:
         parts.append(node.attr)
         node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
+        kind = type(node)
+    if kind is not _NAME:
+        return None
+    parts.append(node.id)
+    parts.reverse()
+    return ".".join(parts)
+
+
+_NAME, _ATTRIBUTE = ast.Name, ast.Attribute
 
 
 def root_name(node: Optional[ast.AST]) -> Optional[str]:
@@ -86,7 +98,7 @@ def calls_in(node: ast.AST) -> Iterator[ast.Call]:
     walk: this is the semantic layer's hottest loop, so leaves (names, constants, load/store
     contexts) are never pushed and fields that never hold a node (names, operators) never read."""
     stack = [node]
-    pop, push = stack.pop, stack.append
+    pop, push, walked = stack.pop, stack.append, _WALKED.get
     while stack:
         current = pop()
         kind = type(current)
@@ -99,16 +111,27 @@ def calls_in(node: ast.AST) -> Iterator[ast.Call]:
             value = getattr(current, name, None)  # nodes built by hand may lack optional fields
             if type(value) is list:
                 for item in value:
-                    if isinstance(item, ast.AST) and not isinstance(item, _NOT_WALKED):
+                    walks = walked(type(item))
+                    if walks or walks is None and _learn_walk(item):
                         push(item)
-            elif isinstance(value, ast.AST) and not isinstance(value, _NOT_WALKED):
-                push(value)
+            else:
+                walks = walked(type(value))
+                if walks or walks is None and _learn_walk(value):
+                    push(value)
 
 
 # fields that hold a string, a number or an operator/context node, never a node to walk into
 _SCALAR_FIELDS = frozenset({"ctx", "op", "attr", "id", "arg", "name", "module", "kind", "level", "simple",
                             "conversion", "is_async", "type_comment"})
 _NODE_FIELDS: dict = {}  # node class -> its fields that may hold nodes
+_WALKED: dict = {}  # class -> whether calls_in walks into its instances (one dict look-up, not two isinstance)
+
+
+def _learn_walk(value) -> bool:
+    """Whether calls_in walks into values of this class (asked once per class)."""
+    kind = type(value)
+    walks = _WALKED[kind] = issubclass(kind, ast.AST) and not issubclass(kind, _NOT_WALKED)
+    return walks
 
 
 def names_in(node: ast.AST, values_only: bool = False) -> set:
