@@ -1,7 +1,7 @@
 from trainlint.rule import Report, Rule
 from trainlint.semantics import functions
 from trainlint.semantics.distributed import optimizers_built_from, sharding_calls
-from trainlint.semantics.syntax import exclusive_nodes, last_part, text
+from trainlint.semantics.syntax import last_part, text
 from trainlint.semantics.prerequisites import SHARDING
 
 
@@ -102,12 +102,12 @@ class OptimizerBuiltBeforeSharding(Rule):
                 continue  # the common case: no walk over the function's nodes
             for shard, module in sharding_calls(fn):
                 for optimizer, modules in optimizers:
-                    if optimizer.lineno >= shard.lineno or exclusive_nodes(fn.node, optimizer, shard):
+                    if optimizer.lineno >= shard.lineno or fn.exclusive(optimizer, shard):
                         continue
                     if not any(module == m or m.startswith(module + ".") or module.startswith(m + ".")
                                for m in modules):
                         continue
-                    if any(later.lineno > shard.lineno and not exclusive_nodes(fn.node, later, shard)
+                    if any(later.lineno > shard.lineno and not fn.exclusive(later, shard)
                            for later, _ in optimizers):
                         continue  # built again from the sharded parameters
                     yield Report(shard, f"{last_part(text(shard.func))}() gives '{module}' new parameter tensors, but "

@@ -45,6 +45,7 @@ class Config:
     builder_patterns: List[str] = field(default_factory=list)
     root: str = "."  # folder of the pyproject.toml the settings came from
     source: Optional[str] = None  # that pyproject.toml
+    _relative_folders: Dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def hints(self) -> Hints:
@@ -56,8 +57,20 @@ class Config:
         codes -= expand_codes(self.ignore, "ignore")
         return tuple(sorted(codes))
 
+    def relative_path(self, path: str) -> str:
+        """``path`` relative to the root, with ``/`` between folders; a folder's part is worked out
+        once (asked of every file of a tree: relpath per file was a tenth of reading it)."""
+        folder, name = os.path.split(path)
+        if name in ("", ".", ".."):
+            return os.path.relpath(os.path.abspath(path), os.path.abspath(self.root)).replace(os.sep, "/")
+        relative = self._relative_folders.get(folder)
+        if relative is None:
+            relative = os.path.relpath(os.path.abspath(folder), os.path.abspath(self.root)).replace(os.sep, "/")
+            self._relative_folders[folder] = relative
+        return name if relative == "." else f"{relative}/{name}"
+
     def ignored_for(self, path: str) -> set:
-        relative = os.path.relpath(os.path.abspath(path), os.path.abspath(self.root)).replace(os.sep, "/")
+        relative = self.relative_path(path)
         ignored = set()
         for pattern, codes in self.per_file_ignores.items():
             if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(os.path.basename(path), pattern):
@@ -68,7 +81,7 @@ class Config:
         """Whether the exclusion globs match the path's name, or its path relative to the root
         (a pattern ending in ``/`` matches that folder)."""
         name = os.path.normcase(os.path.basename(path.rstrip("/\\")))
-        relative = os.path.relpath(os.path.abspath(path), os.path.abspath(self.root)).replace(os.sep, "/")
+        relative = self.relative_path(path)
         patterns = tuple(self.exclude + self.extend_exclude)
         return bool(_glob_matcher(patterns)(name) or _glob_matcher(patterns, True)(os.path.normcase(relative)))
 

@@ -27,6 +27,10 @@ _CLIPS = {"clip_grad_norm_", "clip_grad_value_", "clip_grad_norm", "clip_gradien
 _FUNCS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _TRY = (ast.Try, getattr(ast, "TryStar", ast.Try))
 _PER_BATCH_HOOKS = {"training_step"}  # Lightning (manual optimisation lives here)
+# the statements _Walker.statement does not hand to _Walker.simple (the ast module's own classes:
+# it has no subclasses of them)
+_NOT_SIMPLE = frozenset(_FUNCS + _TRY + (ast.ClassDef, ast.If, ast.For, ast.AsyncFor, ast.While, ast.With,
+                                         ast.AsyncWith, ast.Import, ast.ImportFrom) + (getattr(ast, "Match", ()),))
 
 
 def build_file_facts(tree: ast.Module, path: str, module_name: str, package: str, hints, index) -> FileFacts:
@@ -103,7 +107,9 @@ class _Walker:
         return self.bare_except_tests.setdefault(id(handler), ast.Name(id="BaseException", ctx=ast.Load()))
 
     def statement(self, stmt: ast.stmt, frames: tuple) -> None:
-        if isinstance(stmt, _FUNCS):
+        if type(stmt) not in _NOT_SIMPLE:  # most statements: answered without the chain of tests below
+            self.simple(stmt, frames)
+        elif isinstance(stmt, _FUNCS):
             self.define_function(stmt, None)
         elif isinstance(stmt, ast.ClassDef):
             self.define_class(stmt)
@@ -135,10 +141,8 @@ class _Walker:
             self.scan(stmt.subject, frames)
             for case in stmt.cases:
                 self.block(case.body, frames + (self.guard(stmt.subject, True, case, frames),))
-        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        else:  # an import
             self.record_import(stmt)
-        else:
-            self.simple(stmt, frames)
 
     def cut_dead_branch(self, stmt: ast.If) -> None:
         """A branch whose test is settled before the run (`if False:`; `world_size = 1` as the only
@@ -440,9 +444,10 @@ def _plain_call(fn: FunctionFacts, call: ast.Call, func: ast.expr, frames: tuple
     name = dotted(func)
     if name is None:
         return []
-    if last_part(name) in _CLIPS:  # torch.nn.utils.clip_grad_norm_(params, 1.0)
+    leaf = last_part(name)
+    if leaf in _CLIPS:  # torch.nn.utils.clip_grad_norm_(params, 1.0)
         return [event(Kind.CLIP, None)]
-    if last_part(name) in ("zero_grad", "zero_grads", "zero_gradients"):  # zero_grad(params): a helper
+    if leaf in ("zero_grad", "zero_grads", "zero_gradients"):  # zero_grad(params): a helper
         return [event(Kind.ZERO_GRAD, "*", {"form": "function"})]
     qualified = fn.file.qualify(name)
     expects = _criterion_input(fn, name, qualified)

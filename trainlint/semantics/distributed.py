@@ -10,7 +10,7 @@ from .dataflow import own_nodes
 from .model import FunctionFacts, Kind, Loop
 from .roles import Role, role_of_constructor
 from .values import inside, starts_new_run
-from .syntax import argument, dotted, exclusive_nodes, last_part, name_words, names_in, root_name, text
+from .syntax import argument, dotted, last_part, name_words, names_in, root_name, text
 
 # Module methods that convert or move every parameter: DDP's reducer keeps the tensors it saw when
 # the wrapper was built, so the gradient all-reduce no longer reaches the converted ones.
@@ -55,7 +55,7 @@ def changes_after_wrapping(fn: FunctionFacts, wrapping: Wrapping) -> Iterator[Tu
         if getattr(node, "lineno", 0) <= built_at:
             continue
         change = _change_of(fn, wrapping, wrapped, node, before)
-        if change is not None and not exclusive_nodes(fn.node, wrapping.call, node) \
+        if change is not None and not fn.exclusive(wrapping.call, node) \
                 and not _rebound_between(fn, wrapping, node.lineno) and _trained_after(fn, wrapping, node):
             yield node, change
 

@@ -216,6 +216,21 @@ class FunctionFacts:
             self._events = expand_events(self)
         return self._events
 
+    def if_paths(self) -> dict:
+        """syntax.if_paths of this function's body, worked out once."""
+        paths = self._indexes.get("if paths")
+        if paths is None:
+            from .syntax import if_paths
+
+            paths = self._indexes["if paths"] = if_paths(self.node)
+        return paths
+
+    def exclusive(self, first: ast.AST, second: ast.AST) -> bool:
+        """Whether two nodes of this function never both run in one pass (syntax.exclusive_nodes)."""
+        from .syntax import exclusive_nodes
+
+        return exclusive_nodes(self.node, first, second, self.if_paths())
+
     def owns(self, loop: Optional[Loop]) -> bool:
         """Whether ``loop`` is written in this function (not in a helper spliced into it): each
         finding is reported once, by the function whose loop it is about."""
@@ -341,10 +356,10 @@ class FileFacts:
         while scope is not None:
             defined = [fn for fn in candidates if fn.parent is scope]
             if defined:
-                return _reaching(defined, scope.node, call)
+                return _reaching(defined, scope, call)
             scope = scope.parent
         defined = [fn for fn in candidates if fn.parent is None and fn.class_name is None]
-        return _reaching(defined, self.tree, call) if defined else None
+        return _reaching(defined, self.module, call) if defined else None
 
     def call_sites(self, callee: FunctionFacts) -> List[Tuple[FunctionFacts, Event]]:
         """(caller, call event) for every call of ``callee`` written in this file."""
@@ -373,12 +388,10 @@ def functions(facts: FileFacts) -> List[FunctionFacts]:
     return [facts.module] + facts.functions
 
 
-def _reaching(definitions: List[FunctionFacts], scope: ast.AST, call: Optional[ast.AST]) -> FunctionFacts:
+def _reaching(definitions: List[FunctionFacts], scope: FunctionFacts, call: Optional[ast.AST]) -> FunctionFacts:
     """Of several definitions of one name in a scope, the last one above ``call`` that is not in a
     branch exclusive with it (the first definition when that cannot be told)."""
     if len(definitions) == 1 or call is None:
         return definitions[0]
-    from .syntax import exclusive_nodes
-
-    above = [fn for fn in definitions if fn.node.lineno < call.lineno and not exclusive_nodes(scope, fn.node, call)]
+    above = [fn for fn in definitions if fn.node.lineno < call.lineno and not scope.exclusive(fn.node, call)]
     return max(above, key=lambda fn: fn.node.lineno) if above else definitions[0]

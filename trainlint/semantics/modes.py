@@ -10,7 +10,7 @@ from .model import Event, FileFacts, FunctionFacts, Kind, Loop, Unpacked, exclus
 from .modules import same_in_both_modes
 from .roles import Role, constructor_of, role_of, role_of_constructor
 from .values import returned
-from .syntax import BUILDER_NAME, RETURNS_SELF, dotted, exclusive_nodes, last_part, name_words, names_in, receiver
+from .syntax import BUILDER_NAME, RETURNS_SELF, dotted, last_part, name_words, names_in, receiver
 
 _INFERENCE_WORDS = {"infer", "inference", "predict", "predictor", "export", "eval", "evaluate", "evaluation",
                     "test", "deploy", "serve", "demo", "onnx", "trace", "jit", "script", "inference"}
@@ -355,7 +355,7 @@ def rebinds_to_new_module(fn: FunctionFacts, name: str, optimizer: ast.Call, ste
     for value in fn.assignments.get(name, ()):
         line = getattr(value, "lineno", 0)
         if not optimizer.lineno < line < before or not isinstance(value, ast.Call) \
-                or exclusive_nodes(fn.node, value, step) or exclusive_nodes(fn.node, value, optimizer):
+                or fn.exclusive(value, step) or fn.exclusive(value, optimizer):
             continue
         call = value
         while isinstance(call.func, ast.Attribute) and call.func.attr in RETURNS_SELF \

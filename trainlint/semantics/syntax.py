@@ -268,13 +268,12 @@ def if_paths(root: ast.AST) -> dict:
     return paths
 
 
-def exclusive_nodes(root: ast.AST, first: ast.AST, second: ast.AST, paths: Optional[dict] = None) -> bool:
+def exclusive_nodes(root: ast.AST, first: ast.AST, second: ast.AST, paths: dict) -> bool:
     """Whether two nodes never both run in one pass through ``root``: they sit in different blocks
     of one ``if``, or in opposite blocks of two ``if`` statements that ask the same question
     (``if not validation: ... else: <first>`` then ``if not validation: <second>``), one whose
     names ``root`` never binds and that calls nothing, so that both get the same answer.
-    ``paths``: ``if_paths(root)``, kept by callers that ask of many nodes."""
-    paths = if_paths(root) if paths is None else paths
+    ``paths``: ``if_paths(root)`` (FunctionFacts.exclusive keeps it per function)."""
     one, other = paths.get(id(first), {}), paths.get(id(second), {})
     if any(other.get(statement, block) != block for statement, block in one.items()):
         return True

@@ -16,7 +16,7 @@ from typing import List, Optional
 from .model import FunctionFacts, Loop, Unpacked
 from .roles import Role, role_of_constructor
 from .summaries import arguments_of
-from .syntax import BUILDER_NAME, RETURNS_SELF, argument, dotted, exclusive_nodes, if_paths, last_part, names_in
+from .syntax import BUILDER_NAME, RETURNS_SELF, argument, dotted, last_part, names_in
 
 MAX_DEPTH = 4
 
@@ -198,10 +198,8 @@ def binding_before(fn: FunctionFacts, name: str, line: int, reader: Optional[ast
     lines, values = by_line
     at = bisect.bisect_left(lines, line) - 1
     if reader is not None and at >= 0:
-        paths = fn._indexes.get("if paths")
-        if paths is None:
-            paths = fn._indexes["if paths"] = if_paths(fn.node)
-        while at >= 0 and paths.get(id(values[at])) and exclusive_nodes(fn.node, values[at], reader, paths):
+        paths = fn.if_paths()
+        while at >= 0 and paths.get(id(values[at])) and fn.exclusive(values[at], reader):
             at -= 1
     if at < 0:
         return None
