@@ -163,6 +163,37 @@ def test_a_file_calling_summarised_helpers_is_analysed_when_they_complete_a_rule
     assert "train.py" in analysed and "step.py" not in analysed and "unrelated.py" not in analysed
 
 
+def test_worker_processes_find_what_one_process_finds_through_every_pass(tmp_path):
+    """Four files analysed only because of another file's summaries, then again with the answers:
+    the worker pool serves both passes (it is made once per run) and the findings are those of a
+    single process."""
+    (tmp_path / "engine.py").write_text(textwrap.dedent("""\
+        def train_step(net, opt, x, y):
+            opt.zero_grad()
+            F.mse_loss(net(x), y).backward()
+            opt.step()
+
+        def evaluate(net, loader):
+            net.eval()
+            return sum(net(x).sum() for x in loader)
+        """))
+    for index in range(4):
+        (tmp_path / f"train{index}.py").write_text(textwrap.dedent("""\
+            import torch
+            from engine import evaluate, train_step
+
+            def main(model, loader, val_loader):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for epoch in range(10):
+                    for x, y in loader:
+                        train_step(model, optimizer, x, y)
+                    evaluate(model, val_loader)
+            """))
+    found = {jobs: [(f["path"].rsplit("/", 1)[-1], f["code"], f["line"])
+                    for f in Engine(Config(root=str(tmp_path)), jobs=jobs).lint([str(tmp_path)])] for jobs in (1, 2)}
+    assert found[1] == found[2] == [(f"train{index}.py", "TL102", 9) for index in range(4)]
+
+
 def renamed(source, style):
     """``source`` with every name it binds or reads (not attributes, keywords, builtins or imported
     modules) respelt by ``style``: the words a prerequisite looks for must not be a variable's."""

@@ -155,6 +155,7 @@ class Engine:
         self.cache = Cache(cache_dir)
         self.salt = f"{__version__}\0{self.settings.fingerprint()}"
         self.progress = progress  # called with (done, total) while files are analysed
+        self._pool, self._workers = None, 0
 
     def key(self, *parts) -> str:
         digest = hashlib.sha256(self.salt.encode())
@@ -164,6 +165,14 @@ class Engine:
         return digest.hexdigest()
 
     def lint(self, paths: List[str], stdin: Optional[SourceFile] = None, report_unused: bool = False) -> List[dict]:
+        try:
+            return self._lint(paths, stdin, report_unused)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+
+    def _lint(self, paths: List[str], stdin: Optional[SourceFile], report_unused: bool) -> List[dict]:
         files, problems = discover(paths, self.config)
         sources = [SourceFile(f) for f in files] + ([stdin] if stdin else [])
         findings = list(problems)
@@ -303,16 +312,17 @@ class Engine:
         if self.jobs == 1 or len(tasks) < 4:
             _init_worker(self.settings)
             return [_lint_task(t) for t in tasks]
-        from concurrent.futures import ProcessPoolExecutor
+        if self._pool is None:  # one pool for all the passes: each new one forks the (large) engine again
+            from concurrent.futures import ProcessPoolExecutor
 
-        workers = min(self.jobs, len(tasks))
-        chunk = max(1, len(tasks) // (workers * 8))
+            self._workers = min(self.jobs, len(tasks))
+            self._pool = ProcessPoolExecutor(self._workers, initializer=_init_worker, initargs=(self.settings,))
+        chunk = max(1, len(tasks) // (self._workers * 8))
         results = []
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(self.settings,)) as pool:
-            for result in pool.map(_lint_task, tasks, chunksize=chunk):
-                results.append(result)
-                if self.progress is not None:
-                    self.progress(len(results), len(tasks))
+        for result in self._pool.map(_lint_task, tasks, chunksize=chunk):
+            results.append(result)
+            if self.progress is not None:
+                self.progress(len(results), len(tasks))
         return results
 
 
