@@ -158,6 +158,8 @@ class Engine:
         self._pool, self._workers = None, 0
 
     def key(self, *parts) -> str:
+        if not self.cache.directory:
+            return ""  # nothing is stored or looked up: no need to hash every file
         digest = hashlib.sha256(self.salt.encode())
         for part in parts:
             digest.update(b"\0")
