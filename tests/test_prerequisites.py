@@ -58,6 +58,23 @@ def test_every_flagged_example_meets_its_rule_prerequisites(code):
                 super().__init__()
                 self.heads = nn.Linear(4, 2), nn.Linear(4, 3)
         """, ("heads.py", "TL601", 6)),
+    ("keywords.py", """\
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.heads = nn.Linear(4, 2, bias=False), nn.Linear(4, 3)
+        """, ("keywords.py", "TL601", 6)),
+    ("spans.py", """\
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.heads = nn.Conv1d(4, 2, kernel_size=3,
+                                       padding_mode="zeros"), nn.Linear(4, 3)
+        """, ("spans.py", "TL601", 6)),
     ("overflow.py", """\
         def train(model, loader, optimizer, criterion, detect):
             for x, y in loader:
@@ -111,6 +128,11 @@ def test_spellings_a_word_list_could_miss_are_seen(tmp_path, name, source, expec
     (P.EVAL_SWITCH, "return net.eval ()\n", True),
     (P.EVAL_SWITCH, "model.train(mode=False)\n", True),
     (P.EVAL_SWITCH, "model.train(\n    False)\n", True),
+    (P.ATTRIBUTE_CONTAINER, "self.fc = nn.Linear(4, 2, bias=False)\n", False),  # one layer, no tuple
+    (P.ATTRIBUTE_CONTAINER, "self.fc = nn.Sequential(\n    nn.Linear(4, 2), nn.ReLU())\nx = 1, 2\n", False),
+    (P.ATTRIBUTE_CONTAINER, 'self.fc = nn.Linear(4, 2)  # (\nx = f(1), 2\n', False),  # a bracket in a comment
+    (P.ATTRIBUTE_CONTAINER, 'self.heads = nn.Conv1d(4, 2, padding_mode=")",\n    kernel_size=3), nn.ReLU()\n', True),
+    (P.ATTRIBUTE_CONTAINER, "self.heads = nn.Linear(4, 2) \\\n    , nn.Linear(4, 3)\n", True),
 ])
 def test_pattern_evidence_confirms_the_statement_not_the_substring(evidence, source, found):
     assert evidence.found_in(source.encode()) is found

@@ -284,13 +284,79 @@ FP16 = evidence("fp16", "autocast", ".half")
 SCALED_BACKWARD = evidence("scaled backward", ".scale", *_SCALER)
 FREEZE = evidence("frozen parameters", "requires_grad")
 MODULE_CLASS = evidence("nn.Module subclass", "Module")
-# a plain container display bound to a module attribute: `self.layers = [...]`, `= {...}`, `= (...)`,
-# also through other targets (`self.layers = layers = [...]`), and a bare tuple
+
+
+def _container_value(data: bytes, match: Match) -> bool:
+    """The value bound at ``match.end()`` starts a container display (``[``, ``{``, ``(``), or is
+    a tuple without brackets whose first element is a call: ``nn.Linear(4, 2, bias=False),
+    nn.Linear(4, 3)``, also when that call spans lines."""
+    start = match.end()
+    if data[start:start + 1] in (b"[", b"{", b"("):
+        return True
+    end = data.find(b"\n", start)
+    line = data[start:] if end == -1 else data[start:end]
+    if _PLAIN_TEXT.fullmatch(line) and line.count(b"(") == line.count(b")") and line.count(b"[") == line.count(b"]") \
+            and line.count(b"{") == line.count(b"}"):
+        return _CALL_THEN_COMMA.search(line) is not None  # the value ends on its line (most values)
+    return _call_closed_before_comma(data, start)
+
+
+_PLAIN_TEXT = re.compile(rb"[^'\"#\\]*+")  # no string, comment or line continuation whose brackets to skip
+
+
+_CALL_THEN_COMMA = re.compile(rb"\)[ \t]*+,")
+_COMMA_AFTER = re.compile(rb"[ \t]*+(?:\\\r?\n[ \t]*+)*+,")
+_MARK = re.compile(rb"[()\[\]{}'\"#\n\\]")
+_STRING = {quote: re.compile(rb"%s(?:[^%s\\\n]|\\[\s\S])*+%s" % (quote, quote, quote)) for quote in (b"'", b'"')}
+
+
+def _call_closed_before_comma(data: bytes, start: int) -> bool:
+    """Whether the statement from ``start`` closes a call with no bracket open, then goes on with a
+    comma (the value is a tuple of a call and more); brackets in strings and comments are skipped.
+    Where the text cannot be followed (a string left open), the answer is yes."""
+    depth, position = 0, start
+    while True:
+        mark = _MARK.search(data, position)
+        if mark is None:
+            return False
+        at = mark.start()
+        character = data[at:at + 1]
+        if character in b"([{":
+            depth += 1
+        elif character in b")]}":
+            depth -= 1
+            if depth < 0:
+                return False
+            if depth == 0 and character == b")" and _COMMA_AFTER.match(data, at + 1):
+                return True
+        elif character == b"#":
+            at = data.find(b"\n", at) - 1
+            if at < 0:
+                return False
+        elif character == b"\\":  # a line goes on
+            at += 2 if data[at + 1:at + 3] == b"\r\n" else 1
+        elif character == b"\n":
+            if depth == 0:
+                return False
+        else:
+            triple = character * 3
+            if data[at:at + 3] == triple:
+                at = data.find(triple, at + 3) + 2
+            else:
+                string = _STRING[character].match(data, at)
+                at = string.end() - 1 if string else -1
+            if at < 0:
+                return True
+        position = at + 1
+
+
+# a plain container bound to a module attribute: `self.layers = [...]`, `= {...}`, `= (...)`, also
+# through other targets (`self.layers = layers = [...]`), and a bare tuple of calls
 # `self.heads = nn.Linear(...), nn.Linear(...)`
 ATTRIBUTE_CONTAINER = evidence(
     "container attribute",
-    pattern=rb"self\.[A-Za-z_]\w*\s*(?::[^=\n]*)?=(?:[\s\\]*+" + _NAME_CHAIN + rb"[ \t]*+=(?!=))*+"
-            rb"[\s\\]*(?:[\[{(]|[^\n=]*\)\s*,)")
+    pattern=rb"self\.[A-Za-z_]\w*\s*(?::[^=\n]*)?=(?:[\s\\]*+" + _NAME_CHAIN + rb"[ \t]*+=(?!=))*+[\s\\]*+",
+    confirm=_container_value)
 TENSOR_ATTRIBUTE = evidence("tensor attribute", "requires_grad", "Variable")
 # `x.to(device)` (and the other conversions) as a statement of its own, on a bare name
 DISCARDED_MOVE = evidence(
