@@ -133,9 +133,23 @@ def test_spellings_a_word_list_could_miss_are_seen(tmp_path, name, source, expec
     (P.ATTRIBUTE_CONTAINER, 'self.fc = nn.Linear(4, 2)  # (\nx = f(1), 2\n', False),  # a bracket in a comment
     (P.ATTRIBUTE_CONTAINER, 'self.heads = nn.Conv1d(4, 2, padding_mode=")",\n    kernel_size=3), nn.ReLU()\n', True),
     (P.ATTRIBUTE_CONTAINER, "self.heads = nn.Linear(4, 2) \\\n    , nn.Linear(4, 3)\n", True),
+    (P.ATTRIBUTE_CONTAINER, 'self.doc = f(\n    """never closed\n', True),  # text it cannot follow: admitted
 ])
 def test_pattern_evidence_confirms_the_statement_not_the_substring(evidence, source, found):
     assert evidence.found_in(source.encode()) is found
+
+
+# engine.py of the cross-file tests: a helper that trains, one that leaves the model in eval mode
+HELPERS = """\
+    def train_step(net, opt, x, y):
+        opt.zero_grad()
+        F.mse_loss(net(x), y).backward()
+        opt.step()
+
+    def evaluate(net, loader):
+        net.eval()
+        return sum(net(x).sum() for x in loader)
+    """
 
 
 def test_a_file_calling_summarised_helpers_is_analysed_when_they_complete_a_rule(tmp_path, monkeypatch):
@@ -152,16 +166,7 @@ def test_a_file_calling_summarised_helpers_is_analysed_when_they_complete_a_rule
 
     monkeypatch.setattr(Engine, "_run", recording_run)
     findings = lint(tmp_path, {
-        "engine.py": """\
-            def train_step(net, opt, x, y):
-                opt.zero_grad()
-                F.mse_loss(net(x), y).backward()
-                opt.step()
-
-            def evaluate(net, loader):
-                net.eval()
-                return sum(net(x).sum() for x in loader)
-            """,
+        "engine.py": HELPERS,
         "train.py": """\
             import torch
             from engine import evaluate, train_step as run_step
@@ -189,16 +194,7 @@ def test_worker_processes_find_what_one_process_finds_through_every_pass(tmp_pat
     """Four files analysed only because of another file's summaries, then again with the answers:
     the worker pool serves both passes (it is made once per run) and the findings are those of a
     single process."""
-    (tmp_path / "engine.py").write_text(textwrap.dedent("""\
-        def train_step(net, opt, x, y):
-            opt.zero_grad()
-            F.mse_loss(net(x), y).backward()
-            opt.step()
-
-        def evaluate(net, loader):
-            net.eval()
-            return sum(net(x).sum() for x in loader)
-        """))
+    (tmp_path / "engine.py").write_text(textwrap.dedent(HELPERS))
     for index in range(4):
         (tmp_path / f"train{index}.py").write_text(textwrap.dedent("""\
             import torch

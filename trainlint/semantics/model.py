@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from .syntax import exclusive_nodes, if_paths
+
 
 class Kind:
     BACKWARD = "backward"
@@ -220,15 +222,11 @@ class FunctionFacts:
         """syntax.if_paths of this function's body, worked out once."""
         paths = self._indexes.get("if paths")
         if paths is None:
-            from .syntax import if_paths
-
             paths = self._indexes["if paths"] = if_paths(self.node)
         return paths
 
     def exclusive(self, first: ast.AST, second: ast.AST) -> bool:
         """Whether two nodes of this function never both run in one pass (syntax.exclusive_nodes)."""
-        from .syntax import exclusive_nodes
-
         return exclusive_nodes(self.node, first, second, self.if_paths())
 
     def owns(self, loop: Optional[Loop]) -> bool:

@@ -287,9 +287,9 @@ MODULE_CLASS = evidence("nn.Module subclass", "Module")
 
 
 def _container_value(data: bytes, match: Match) -> bool:
-    """The value bound at ``match.end()`` starts a container display (``[``, ``{``, ``(``), or is
-    a tuple without brackets whose first element is a call: ``nn.Linear(4, 2, bias=False),
-    nn.Linear(4, 3)``, also when that call spans lines."""
+    """The value bound at ``match.end()`` starts a container display (``[``, ``{``, ``(``), or may
+    be a tuple without brackets holding a call: a call closed outside any bracket, then a comma
+    (``nn.Linear(4, 2, bias=False), nn.Linear(4, 3)``, also when the call spans lines)."""
     start = match.end()
     if data[start:start + 1] in (b"[", b"{", b"("):
         return True
@@ -302,8 +302,6 @@ def _container_value(data: bytes, match: Match) -> bool:
 
 
 _PLAIN_TEXT = re.compile(rb"[^'\"#\\]*+")  # no string, comment or line continuation whose brackets to skip
-
-
 _CALL_THEN_COMMA = re.compile(rb"\)[ \t]*+,")
 _COMMA_AFTER = re.compile(rb"[ \t]*+(?:\\\r?\n[ \t]*+)*+,")
 _MARK = re.compile(rb"[()\[\]{}'\"#\n\\]")
@@ -341,7 +339,8 @@ def _call_closed_before_comma(data: bytes, start: int) -> bool:
         else:
             triple = character * 3
             if data[at:at + 3] == triple:
-                at = data.find(triple, at + 3) + 2
+                closing = data.find(triple, at + 3)
+                at = closing + 2 if closing != -1 else -1
             else:
                 string = _STRING[character].match(data, at)
                 at = string.end() - 1 if string else -1
